@@ -1,0 +1,19 @@
+/* ns.h: the container backend (namespaces, rootfs, mounts, devices,
+ * capabilities, seccomp, user, rlimits, console, exec).  Its lifecycle ops
+ * are exported as hv_backend_container (runtime.h); these are the lower
+ * pieces other folders may reuse (the VM backend runs its VMM inside this
+ * sandbox, as Firecracker's jailer does). */
+#ifndef HVRUN_NS_H
+#define HVRUN_NS_H
+#include "../runtime/runtime.h"
+
+/* Build a seccomp filter from the OCI model and load it (libseccomp). */
+int hv_seccomp_load(const struct hv_oci_seccomp *s, hv_error_t *err);
+/* Apply the five capability sets (libcap). */
+int hv_caps_apply(const struct hv_oci_capabilities *c, hv_error_t *err);
+/* Apply rlimits. */
+int hv_rlimits_apply(const struct hv_oci_rlimit *r, size_t n, hv_error_t *err);
+/* Send a pty master over a unix socket (SCM_RIGHTS). */
+int hv_console_send(const char *socket_path, int master_fd, hv_error_t *err);
+
+#endif

@@ -1,0 +1,83 @@
+/* vmm.h: internal contract inside vm/ between the VMM core (kvm.c, vcpu.c,
+ * boot.c, serial.c, i8042.c, hypercall.c) and the virtio devices (virtio_*.c).
+ * Not included outside vm/ (and vm/'s own unit tests). */
+#ifndef HVRUN_VMM_H
+#define HVRUN_VMM_H
+#include "vm.h"
+#include <pthread.h>
+
+/* Guest physical layout (x86-64):
+ *   0x00000000-0x0009ffff  low RAM (boot_params at 0x7000, cmdline at 0x20000,
+ *                          page tables / GDT for direct entry at 0x9000..)
+ *   0x000a0000-0x000fffff  hole
+ *   0x00100000-...         RAM (kernel at 1 MiB or its ELF paddr)
+ *   0xd0000000-0xd0ffffff  virtio-mmio windows, 0x1000 each, IRQs 5..
+ *   0xfec00000 IOAPIC, 0xfee00000 LAPIC (in-kernel irqchip)
+ */
+#define VM_MMIO_BASE 0xd0000000ULL
+#define VM_MMIO_SIZE 0x1000ULL
+#define VM_MMIO_IRQ_BASE 5
+
+/* Hypercall port: a 32-bit OUT to HV_HCALL_PORT reports to the VMM.
+ * Compatible with QEMU's isa-debug-exit at the same port (iobase=0xf4).
+ *   value & 0xff          exit code (or signal number with HV_HCALL_SIGNALED)
+ *   HV_HCALL_SIGNALED     the workload was killed by signal (value & 0xff)
+ *   HV_HCALL_PANIC        the guest panicked / init failed  */
+#define HV_HCALL_PORT 0xf4
+#define HV_HCALL_SIGNALED 0x100
+#define HV_HCALL_PANIC 0x200
+
+struct vm;
+/* Handler for a PIO or MMIO access; addr is the offset inside the region.
+ * For reads, fill data[0..len). */
+typedef void (*vm_io_fn)(struct vm *vm, void *opaque, uint64_t offset, uint8_t *data,
+                         uint32_t len, bool is_write);
+
+struct vm_io_region { uint64_t base, len; vm_io_fn fn; void *opaque; };
+
+struct vm {
+  int kvm_fd, vm_fd;
+  uint8_t *mem;                 /* host mapping of guest RAM */
+  uint64_t mem_size;
+  uint32_t nr_vcpus;
+  struct vm_vcpu *vcpus;
+  struct vm_io_region *pio, *mmio; size_t n_pio, n_mmio;
+  char *cmdline;                /* grows as devices append */
+  uint32_t next_mmio_slot;      /* virtio-mmio slots handed out */
+  /* stop request: set once by whoever ends the VM (hypercall, reset,
+   * error); vCPU threads are kicked out of KVM_RUN. */
+  pthread_mutex_t lock;
+  bool stopping;
+  enum hv_vm_exit exit_reason;
+  int exit_status;
+  char *error;                  /* message when exit_reason == HV_VM_EXIT_ERROR */
+};
+
+int vm_create(struct vm *vm, uint64_t mem_bytes, uint32_t vcpus, bool hugepages, hv_error_t *err);
+void vm_destroy(struct vm *vm);
+int vm_register_pio(struct vm *vm, uint16_t base, uint16_t len, vm_io_fn fn, void *opaque);
+int vm_register_mmio(struct vm *vm, uint64_t base, uint64_t len, vm_io_fn fn, void *opaque);
+/* Bounds-checked translation; NULL when [gpa, gpa+len) is not all RAM
+ * (or overflows).  Every device access to guest memory goes through it. */
+void *vm_gpa(struct vm *vm, uint64_t gpa, uint64_t len);
+int vm_irq_line(struct vm *vm, uint32_t gsi, int level);
+/* KVM_IRQFD / KVM_IOEVENTFD wrappers: create an eventfd and bind it. */
+int vm_irqfd(struct vm *vm, uint32_t gsi, int *efd, hv_error_t *err);
+int vm_ioeventfd(struct vm *vm, uint64_t mmio_addr, uint32_t len, bool match, uint64_t datamatch,
+                 int *efd, hv_error_t *err);
+/* Ask every vCPU to stop; first caller's reason wins. */
+void vm_request_stop(struct vm *vm, enum hv_vm_exit reason, int status, const char *error);
+void vm_cmdline_append(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Next free virtio-mmio window: base address and GSI. */
+void vm_alloc_mmio_slot(struct vm *vm, uint64_t *base, uint32_t *gsi);
+
+/* Run all vCPUs until a stop; returns when every vCPU thread has ended. */
+int vm_run_vcpus(struct vm *vm, hv_error_t *err);
+
+/* Test harness for tiny ring-0 guests: copy a flat binary to gpa 0x100000,
+ * build identity-mapped long-mode page tables for the first 1 GiB and a GDT,
+ * and point vCPU 0 at `entry` in 64-bit ring 0 (rsp = 0x80000).
+ * Guests are tests/unit/guests/NAME.S, assembled to build/guests/NAME.bin. */
+int vm_setup_test_longmode(struct vm *vm, const void *bin, size_t len, uint64_t entry,
+                           hv_error_t *err);
+#endif
