@@ -20,7 +20,10 @@ endif
 CFLAGS_ALL = $(CFLAGS_BASE) $(CFLAGS)
 LIBS := -lseccomp -lcap -ljansson -larchive -lcrypto -lcgroup -lpthread
 
-LIB_SRCS := $(sort $(wildcard runtime/*.c ns/*.c cgroups/*.c vm/*.c images/*.c))
+# LIB_DIRS can be narrowed while one folder is being developed, e.g.
+#   make BUILD=build/cg LIB_DIRS="runtime cgroups" build/cg/tests/test_cgroups
+LIB_DIRS ?= runtime ns cgroups vm images
+LIB_SRCS := $(sort $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c)))
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
