@@ -51,7 +51,23 @@ struct vm {
   enum hv_vm_exit exit_reason;
   int exit_status;
   char *error;                  /* message when exit_reason == HV_VM_EXIT_ERROR */
+  struct vm_device *devices; size_t n_devices;
 };
+
+/* Devices register a destructor; vm_destroy stops and frees them in reverse
+ * order (after the vCPUs have stopped). */
+struct vm_device { const char *name; void (*destroy)(struct vm *vm, void *opaque); void *opaque; };
+int vm_add_device(struct vm *vm, const char *name, void (*destroy)(struct vm *vm, void *opaque),
+                  void *opaque);
+
+/* Device constructors (virtio_*.c).  Each takes a virtio-mmio slot, registers
+ * its MMIO window, binds ioeventfd/irqfd, appends
+ * "virtio_mmio.device=4K@0x...:IRQ" to the command line and registers itself
+ * with vm_add_device. */
+int virtio_blk_create(struct vm *vm, const char *path, bool readonly, hv_error_t *err);
+/* One port: guest writes go to out_fd, bytes read from in_fd (may be -1)
+ * go to the guest. */
+int virtio_console_create(struct vm *vm, int in_fd, int out_fd, hv_error_t *err);
 
 int vm_create(struct vm *vm, uint64_t mem_bytes, uint32_t vcpus, bool hugepages, hv_error_t *err);
 void vm_destroy(struct vm *vm);
