@@ -96,4 +96,63 @@ int vm_run_vcpus(struct vm *vm, hv_error_t *err);
  * Guests are tests/unit/guests/NAME.S, assembled to build/guests/NAME.bin. */
 int vm_setup_test_longmode(struct vm *vm, const void *bin, size_t len, uint64_t entry,
                            hv_error_t *err);
+
+/* ---- VMM core internals (kvm.c, vcpu.c, cpuid.c, msr.c, boot.c, serial.c,
+ * i8042.c, hypercall.c).  Added by the core; nothing above changed. ---- */
+#include <linux/kvm.h>
+#include <signal.h>
+
+/* Signal used to kick a vCPU thread out of KVM_RUN (together with
+ * kvm_run.immediate_exit).  The VM backend process must not use it. */
+#define VM_KICK_SIGNAL (SIGRTMIN + 4)
+
+/* Exit reasons counted per vCPU (KVM_EXIT_* numbers are < 64). */
+#define VM_EXIT_REASONS 64
+struct vm_vcpu {
+  struct vm *vm;
+  uint32_t id;
+  int fd;
+  struct kvm_run *run;          /* mmap of the vCPU fd */
+  size_t run_size;
+  pthread_t thread;
+  bool thread_started;
+  uint64_t exits[VM_EXIT_REASONS];
+  uint64_t pio_unhandled, mmio_unhandled;
+};
+
+/* Guest RAM is split around the 32-bit MMIO hole: [0, low) at gpa 0 and the
+ * rest at 4 GiB.  Host side it is one mapping, vm->mem. */
+#define VM_LOWMEM_LIMIT 0xc0000000ULL
+#define VM_HIGHMEM_BASE 0x100000000ULL
+uint64_t vm_lowmem_size(const struct vm *vm);
+
+/* Debug: print exit histograms and KVM statistics at the end of a run when
+ * the environment has HVRUN_VM_DEBUG=1 (or vm_set_debug was called). */
+void vm_set_debug(bool on);
+bool vm_debug_enabled(void);
+void vm_print_exit_stats(struct vm *vm, FILE *out);
+
+/* Is this KVM the paging-based nested one (PVM)?  See cpuid.c. */
+bool vm_host_is_pvm(void);
+int vm_setup_cpuid(struct vm *vm, struct vm_vcpu *v, hv_error_t *err);
+int vm_setup_msrs(struct vm *vm, struct vm_vcpu *v, hv_error_t *err);
+
+/* Devices of the core. */
+int vm_serial_create(struct vm *vm, int out_fd, hv_error_t *err);
+int vm_i8042_create(struct vm *vm, hv_error_t *err);
+int vm_hypercall_create(struct vm *vm, hv_error_t *err);
+
+/* Linux loader (boot.c): detects vmlinux (PVH note, else 64-bit entry) or
+ * bzImage and sets up vCPU 0.  Call after devices (the command line is
+ * final then). */
+int vm_load_linux(struct vm *vm, const char *kernel, const char *initrd, hv_error_t *err);
+
+/* Shared by boot.c and test_harness.c: identity page tables for the first
+ * 4 GiB (2 MiB pages) at 0x9000..0xefff, a GDT at 0x8000 with 64-bit code
+ * at selectors 0x08 and 0x10 and data at 0x18, and a vCPU in long mode. */
+#define VM_BOOT_GDT 0x8000ULL
+#define VM_BOOT_PML4 0x9000ULL
+void vm_build_identity_tables(struct vm *vm);
+int vm_vcpu_set_longmode(struct vm_vcpu *v, uint64_t rip, uint64_t rsp, uint64_t rsi,
+                         hv_error_t *err);
 #endif

@@ -1,0 +1,162 @@
+/* cpuid.c: the CPUID a guest sees.  Start from KVM_GET_SUPPORTED_CPUID,
+ * give each vCPU its APIC id and topology, advertise the hypervisor, and on
+ * PVM hide the features whose instructions fault there.
+ *
+ * Why hide on PVM only: PVM (kvm_pvm, a paging-based KVM for hosts that are
+ * VMs themselves) runs guest supervisor code in host user mode and, after a
+ * trap, steps through following instructions with KVM's instruction
+ * emulator (module parameter pvm_emul_batch, 1024 here).  Instructions the
+ * emulator does not implement then stop the guest with an emulation
+ * failure.  Seen failing with stock Linux: xrstor (XSAVE), clac (SMAP),
+ * popcnt, lock cmpxchg16b, int3.  Linux selects popcnt, cmpxchg16b, rdrand,
+ * rdtscp, xsave*, clac/stac, rd/wrfsbase, invpcid, rdpkru through CPUID
+ * (alternatives), so not offering those features keeps it on emulated
+ * paths.  On VMX/SVM hosts the guest runs natively and keeps them all.
+ *
+ * PVM detection: the kvm_pvm module is loaded (/sys/module/kvm_pvm).  The
+ * environment variable HVRUN_PVM=0/1 overrides it (for tests and for
+ * sandboxes where /sys is not visible). */
+#include "vmm.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+bool vm_host_is_pvm(void) {
+  const char *e = getenv("HVRUN_PVM");
+  if (e && *e)
+    return strcmp(e, "0") != 0;
+  return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+#define BIT(n) (1U << (n))
+
+/* Leaf 1 ECX */
+#define F1C_MONITOR BIT(3)
+#define F1C_FMA BIT(12)
+#define F1C_CX16 BIT(13)
+#define F1C_PDCM BIT(15)
+#define F1C_PCID BIT(17)
+#define F1C_POPCNT BIT(23)
+#define F1C_XSAVE BIT(26)
+#define F1C_OSXSAVE BIT(27)
+#define F1C_AVX BIT(28)
+#define F1C_F16C BIT(29)
+#define F1C_RDRAND BIT(30)
+#define F1C_HYPERVISOR BIT(31)
+/* Leaf 1 EDX */
+#define F1D_HTT BIT(28)
+/* Leaf 7.0 EBX: of everything there, PVM keeps only what is not an
+ * instruction of its own (ERMS: rep movsb is emulated fine). */
+#define F7B_ERMS BIT(9)
+/* Leaf 7.0 EDX */
+#define F7D_ARCH_CAPABILITIES BIT(29)
+/* Leaf 0x80000001 ECX / EDX */
+#define FX1C_ABM BIT(5)
+#define FX1D_RDTSCP BIT(27)
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd, hv_error_t *err) {
+  for (uint32_t n = 64; n <= 4096; n *= 2) {
+    struct kvm_cpuid2 *c = hv_xmalloc0(sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+    c->nent = n;
+    if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+      return c;
+    int e = errno;
+    free(c);
+    if (e != E2BIG) {
+      hv_error(err, e, "KVM_GET_SUPPORTED_CPUID");
+      return NULL;
+    }
+  }
+  hv_error(err, E2BIG, "KVM_GET_SUPPORTED_CPUID");
+  return NULL;
+}
+
+static void filter_entry(struct kvm_cpuid_entry2 *e, const struct vm *vm, uint32_t id, bool pvm) {
+  uint32_t n = vm->nr_vcpus;
+  switch (e->function) {
+  case 1:
+    e->ebx = (e->ebx & 0x0000ffff) | (id << 24) | ((n > 255 ? 255 : n) << 16);
+    e->ecx |= F1C_HYPERVISOR;
+    e->ecx &= ~(F1C_MONITOR | F1C_PDCM);
+    if (n > 1)
+      e->edx |= F1D_HTT;
+    else
+      e->edx &= ~F1D_HTT;
+    if (pvm)
+      e->ecx &= ~(F1C_FMA | F1C_CX16 | F1C_PCID | F1C_POPCNT | F1C_XSAVE | F1C_OSXSAVE |
+                  F1C_AVX | F1C_F16C | F1C_RDRAND);
+    break;
+  case 4:
+    /* Cache topology: all vCPUs are cores of one package, no SMT. */
+    e->eax = (e->eax & 0x03ffffff) | ((n - 1) << 26);
+    e->eax &= ~(0xfffU << 14);
+    break;
+  case 6:
+    /* Thermal and power management: nothing of it is emulated. */
+    e->eax = e->ebx = e->ecx = e->edx = 0;
+    break;
+  case 7:
+    if (pvm) {
+      if (e->index == 0) {
+        e->ebx &= F7B_ERMS;
+        e->ecx = 0;
+        e->edx = 0;
+        e->eax = 0; /* no subleaf 1 */
+      } else {
+        e->eax = e->ebx = e->ecx = e->edx = 0;
+      }
+    } else if (e->index == 0) {
+      /* The arch-capabilities MSR is not always settable (QEMU aborts on
+       * 0x10a); the guest does not need it. */
+      e->edx &= ~F7D_ARCH_CAPABILITIES;
+    }
+    break;
+  case 0xb:
+  case 0x1f: {
+    /* x2APIC topology: level 0 = SMT (1 thread), level 1 = core (n). */
+    uint32_t shift = 0;
+    while ((1U << shift) < n)
+      shift++;
+    if (e->index == 0) {
+      e->eax = 0;
+      e->ebx = 1;
+      e->ecx = 0 | (1 << 8);
+    } else if (e->index == 1) {
+      e->eax = shift;
+      e->ebx = n;
+      e->ecx = 1 | (2 << 8);
+    } else {
+      e->eax = e->ebx = 0;
+      e->ecx = e->index;
+    }
+    e->edx = id;
+    break;
+  }
+  case 0xd:
+    if (pvm)
+      e->eax = e->ebx = e->ecx = e->edx = 0;
+    break;
+  case 0x80000001:
+    if (pvm) {
+      e->ecx &= ~FX1C_ABM;
+      e->edx &= ~FX1D_RDTSCP;
+    }
+    break;
+  default:
+    break;
+  }
+}
+
+int vm_setup_cpuid(struct vm *vm, struct vm_vcpu *v, hv_error_t *err) {
+  struct kvm_cpuid2 *c = supported_cpuid(vm->kvm_fd, err);
+  if (!c)
+    return -1;
+  bool pvm = vm_host_is_pvm();
+  for (uint32_t i = 0; i < c->nent; i++)
+    filter_entry(&c->entries[i], vm, v->id, pvm);
+  int rc = 0;
+  if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+    rc = hv_error(err, errno, "KVM_SET_CPUID2");
+  free(c);
+  return rc;
+}
