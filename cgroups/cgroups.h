@@ -35,4 +35,11 @@ int hv_cg_stats(struct hv_cgroup *cg, json_t **out, hv_error_t *err);
 void hv_cg_free(struct hv_cgroup *cg);
 /* For features: which controllers are usable here. */
 json_t *hv_cg_features(void);
+
+/* Tests only: use a fake cgroupfs of plain files under `root` (NULL = the
+ * real host again).  The tree holds `.mountinfo` (mountinfo lines whose
+ * mount points are under root) and `.self_cgroup` (as /proc/self/cgroup);
+ * new directories are populated with the names of the files in their
+ * hierarchy's root, as the kernel would. */
+void hv_cg_set_root_for_tests(const char *root);
 #endif
