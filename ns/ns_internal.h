@@ -33,4 +33,29 @@ int ns_setup_console(const char *console_socket, const struct hv_oci_process *p,
 /* Close every fd >= 3 + preserve_fds except `keep` (set O_CLOEXEC on the
  * rest as a second line of defence): no host fd leaks in (CVE-2024-21626). */
 int ns_close_fds(int preserve_fds, const int *keep, size_t n_keep, hv_error_t *err);
+
+/* ---- additions by the sandbox side (B1) ---- */
+
+/* Check, before anything is created, the parts of the config only the
+ * container backend interprets: mount options, linux.sysctl keys against
+ * the namespaces in use, hostname/domainname without a uts namespace,
+ * device types, rootfsPropagation, seccomp actions/operators/flags.  One
+ * clear error naming the field. */
+int ns_validate_config(const struct hv_oci_config *cfg, hv_error_t *err);
+
+/* Console, for a socket path the container cannot see after pivot_root:
+ * connect first (in the parent, or in the child before pivot_root/setns),
+ * then hand the connected socket over. */
+int ns_console_connect(const char *socket_path, hv_error_t *err);
+int ns_setup_console_fd(int console_sock, const struct hv_oci_process *p, hv_error_t *err);
+/* Send master_fd with `name` as payload over an already connected socket. */
+int hv_console_send_fd(int sock, int master_fd, const char *name, hv_error_t *err);
+
+/* Seccomp notify: connect to linux.seccomp.listenerPath while the host
+ * path is still reachable (before pivot_root or setns into the mount ns)
+ * and remember the state JSON (ociVersion, fds, pid, metadata, state) to
+ * send with the notify fd.  ns_setup_rootfs calls it itself (with a
+ * minimal state) when nobody did; ns_close_fds keeps this socket. */
+int ns_seccomp_listener_prepare(const struct hv_oci_seccomp *s, const char *state_json,
+                                hv_error_t *err);
 #endif

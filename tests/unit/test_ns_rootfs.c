@@ -1,0 +1,272 @@
+/* test_ns_rootfs.c: ns_setup_rootfs + ns_finalize_and_exec on a busybox
+ * rootfs in a forked child with private mount/uts/ipc namespaces. */
+#include "ns/sandbox.h"
+#include "ns_testutil.h"
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+
+static char *opts_proc[] = {"nosuid", "noexec", "nodev", NULL};
+static char *opts_dev[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
+static char *opts_pts[] = {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", NULL};
+static char *opts_tmp[] = {"nosuid", "nodev", "mode=1777", NULL};
+static char *opts_sys[] = {"nosuid", "noexec", "nodev", "ro", NULL};
+static char *opts_cg[] = {"nosuid", "noexec", "nodev", "relatime", "ro", NULL};
+static char *masked[] = {"/proc/kcore", "/proc/meminfo", "/proc/acpi", "/does/not/exist", NULL};
+static char *readonly[] = {"/proc/sys", "/proc/missing", NULL};
+
+struct rootfs_case {
+  const char *root;
+  int outfd;
+  char **args;
+  char **env;
+  const char *cwd;
+  uint32_t uid, gid;
+  bool expect_exec_fail;
+  const char *expect_msg;
+  int expect_status;
+};
+
+static void fill_config(struct hv_oci_config *c, struct hv_oci_mount *m, size_t *n,
+                        struct hv_oci_namespace *ns, struct hv_oci_keyval *sysctl,
+                        struct hv_oci_device *dev, const char *root) {
+  memset(c, 0, sizeof *c);
+  c->root.path = (char *)root;
+  c->root.readonly = true;
+  size_t i = 0;
+  m[i++] = (struct hv_oci_mount){.destination = "/proc", .type = "proc", .source = "proc",
+                                 .options = opts_proc};
+  m[i++] = (struct hv_oci_mount){.destination = "/dev", .type = "tmpfs", .source = "tmpfs",
+                                 .options = opts_dev};
+  m[i++] = (struct hv_oci_mount){.destination = "/dev/pts", .type = "devpts", .source = "devpts",
+                                 .options = opts_pts};
+  m[i++] = (struct hv_oci_mount){.destination = "/tmp", .type = "tmpfs", .source = "tmpfs",
+                                 .options = opts_tmp};
+  m[i++] = (struct hv_oci_mount){.destination = "/sys", .type = "sysfs", .source = "sysfs",
+                                 .options = opts_sys};
+  m[i++] = (struct hv_oci_mount){.destination = "/sys/fs/cgroup", .type = "cgroup",
+                                 .source = "cgroup", .options = opts_cg};
+  *n = i;
+  c->mounts = m;
+  c->n_mounts = i;
+  ns[0] = (struct hv_oci_namespace){.type = "mount", .flag = CLONE_NEWNS};
+  ns[1] = (struct hv_oci_namespace){.type = "uts", .flag = CLONE_NEWUTS};
+  ns[2] = (struct hv_oci_namespace){.type = "ipc", .flag = CLONE_NEWIPC};
+  c->linux.namespaces = ns;
+  c->linux.n_namespaces = 3;
+  c->hostname = "b1-test-host";
+  sysctl[0] = (struct hv_oci_keyval){.key = "kernel.shmmni", .value = "1234"};
+  c->linux.sysctl = sysctl;
+  c->linux.n_sysctl = 1;
+  dev[0] = (struct hv_oci_device){.path = "/dev/fuse-test", .type = 'c', .major = 10,
+                                  .minor = 229, .has_file_mode = true, .file_mode = 0600,
+                                  .has_uid = true, .uid = 7, .has_gid = true, .gid = 8};
+  dev[1] = (struct hv_oci_device){.path = "/dev/sub/fifo", .type = 'p'};
+  c->linux.devices = dev;
+  c->linux.n_devices = 2;
+  c->linux.masked_paths = masked;
+  c->linux.readonly_paths = readonly;
+}
+
+static void rootfs_child(void *arg) {
+  struct rootfs_case *tc = arg;
+  enter_private_mntns(CLONE_NEWUTS | CLONE_NEWIPC);
+  struct hv_oci_config c;
+  struct hv_oci_mount m[8];
+  size_t n;
+  struct hv_oci_namespace ns[3];
+  struct hv_oci_keyval sysctl[1];
+  struct hv_oci_device dev[2];
+  fill_config(&c, m, &n, ns, sysctl, dev, tc->root);
+  hv_error_t err = NULL;
+  CHECK_OK(ns_setup_rootfs(&c, false, &err), &err);
+
+  /* We are in the new root now. */
+  struct stat st;
+  CHECK(stat("/bin/busybox", &st) == 0);
+  CHECK(access("/.hvrun-b1-marker", F_OK) == 0);
+  CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+  CHECK((st.st_mode & 07777) == 0666);
+  CHECK(stat("/dev/fuse-test", &st) == 0 && S_ISCHR(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0600 && st.st_uid == 7 && st.st_gid == 8);
+  CHECK(stat("/dev/sub/fifo", &st) == 0 && S_ISFIFO(st.st_mode));
+  char l[64] = "";
+  CHECK(readlink("/dev/ptmx", l, sizeof l - 1) > 0 && strcmp(l, "pts/ptmx") == 0);
+  memset(l, 0, sizeof l);
+  CHECK(readlink("/dev/fd", l, sizeof l - 1) > 0 && strcmp(l, "/proc/self/fd") == 0);
+  CHECK(lstat("/dev/stderr", &st) == 0 && S_ISLNK(st.st_mode));
+  /* root.readonly, readonly and masked paths */
+  CHECK(mkdir("/newdir", 0755) < 0 && errno == EROFS);
+  CHECK(open("/proc/sys/kernel/shmmni", O_WRONLY) < 0 && errno == EROFS);
+  char *meminfo = read_small("/proc/meminfo");
+  CHECK(meminfo && meminfo[0] == 0);
+  CHECK(stat("/proc/acpi", &st) < 0 || S_ISDIR(st.st_mode));
+  /* sysctl was written before /proc/sys turned read-only */
+  char *v = read_small("/proc/sys/kernel/shmmni");
+  CHECK(v && strncmp(v, "1234", 4) == 0);
+  struct utsname u;
+  CHECK(uname(&u) == 0 && strcmp(u.nodename, "b1-test-host") == 0);
+  /* mount options */
+  struct statvfs sv;
+  CHECK(statvfs("/sys", &sv) == 0 && (sv.f_flag & ST_RDONLY));
+  CHECK(statvfs("/tmp", &sv) == 0 && !(sv.f_flag & ST_RDONLY) && (sv.f_flag & ST_NODEV));
+  CHECK(stat("/sys/fs/cgroup/memory", &st) == 0 && S_ISDIR(st.st_mode));
+  CHECK(access("/sys/fs/cgroup/memory/memory.limit_in_bytes", F_OK) == 0);
+  CHECK(statvfs("/sys/fs/cgroup/memory", &sv) == 0 && (sv.f_flag & ST_RDONLY));
+  /* the old root is gone */
+  CHECK(access("/work", F_OK) < 0);
+
+  struct hv_oci_process p = {0};
+  p.args = tc->args;
+  p.env = tc->env;
+  p.cwd = (char *)tc->cwd;
+  p.user.uid = tc->uid;
+  p.user.gid = tc->gid;
+  p.user.has_umask = true;
+  p.user.umask = 027;
+  gid_t extra[] = {11, 12};
+  p.user.additional_gids = (uint32_t *)extra;
+  p.user.n_additional_gids = 2;
+  p.has_oom_score_adj = true;
+  p.oom_score_adj = 500;
+  struct hv_oci_rlimit rl = {.type = "RLIMIT_NOFILE", .resource = RLIMIT_NOFILE, .hard = 512,
+                             .soft = 256};
+  p.rlimits = &rl;
+  p.n_rlimits = 1;
+  CHECK(dup2(tc->outfd, 1) == 1);
+  int r = ns_finalize_and_exec(&p, NULL, &err);
+  /* only reached when exec failed */
+  if (tc->expect_exec_fail) {
+    CHECK(r < 0 && err);
+    char *full = hv_xasprintf("%s: %s", err->msg, strerror(err->errno_));
+    if (strcmp(full, tc->expect_msg) != 0) {
+      fprintf(stderr, "got message `%s`, want `%s`\n", full, tc->expect_msg);
+      _exit(92);
+    }
+    CHECK(err->status == tc->expect_status);
+    _exit(0);
+  }
+  fprintf(stderr, "exec failed: %s\n", err ? err->msg : "?");
+  _exit(93);
+}
+
+static char *run_case(struct rootfs_case *tc, int *status) {
+  char *dir = make_tmpdir();
+  char root[1024];
+  snprintf(root, sizeof root, "%s/rootfs", dir);
+  mkdir(root, 0755);
+  make_busybox_rootfs(root);
+  char marker[2048];
+  snprintf(marker, sizeof marker, "%s/.hvrun-b1-marker", root);
+  close(open(marker, O_CREAT | O_WRONLY, 0644));
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  tc->root = root;
+  tc->outfd = pfd[1];
+  *status = run_child(rootfs_child, tc);
+  close(pfd[1]);
+  static char out[4096];
+  ssize_t n = read(pfd[0], out, sizeof out - 1);
+  out[n > 0 ? n : 0] = 0;
+  close(pfd[0]);
+  /* nothing of the container may be left mounted on the host */
+  snprintf(marker, sizeof marker, "%s/proc/self", root);
+  assert_int_not_equal(access(marker, F_OK), 0);
+  remove_tree(dir);
+  free(dir);
+  return out;
+}
+
+static void test_busybox_container(void **state) {
+  (void)state;
+  static char *args[] = {"sh", "-c",
+                         "id -u; id -g; id -G; pwd; umask; cat /proc/self/oom_score_adj; "
+                         "ulimit -n; hostname",
+                         NULL};
+  static char *env[] = {"PATH=/usr/bin:/bin", "HOME=/", NULL};
+  struct rootfs_case tc = {.args = args, .env = env, .cwd = "/tmp/work", .uid = 1000,
+                           .gid = 1001};
+  int st;
+  char *out = run_case(&tc, &st);
+  assert_child_ok(st);
+  assert_string_equal(out, "1000\n1001\n1001 11 12\n/tmp/work\n0027\n500\n256\nb1-test-host\n");
+}
+
+static void test_exec_not_found(void **state) {
+  (void)state;
+  static char *args[] = {"foo", NULL};
+  static char *env[] = {"PATH=/bin", NULL};
+  struct rootfs_case tc = {.args = args, .env = env, .cwd = "/", .expect_exec_fail = true,
+                           .expect_msg = "exec \"foo\": No such file or directory",
+                           .expect_status = 127};
+  int st;
+  run_case(&tc, &st);
+  assert_child_ok(st);
+}
+
+static void test_exec_not_executable(void **state) {
+  (void)state;
+  static char *args[] = {"/etc/passwd", NULL};
+  struct rootfs_case tc = {.args = args, .cwd = "/", .expect_exec_fail = true,
+                           .expect_msg = "exec \"/etc/passwd\": Permission denied",
+                           .expect_status = 126};
+  int st;
+  run_case(&tc, &st);
+  assert_child_ok(st);
+}
+
+/* CVE-2024-21626: a cwd through /proc/self/fd/N must never be entered. */
+static void test_cwd_magic_link_refused(void **state) {
+  (void)state;
+  static char *args[] = {"pwd", NULL};
+  struct rootfs_case tc = {.args = args, .cwd = "/proc/self/fd/1", .expect_exec_fail = true,
+                           .expect_msg = "process.cwd: `/proc/self/fd/1`: Too many levels of "
+                                         "symbolic links",
+                           .expect_status = 0};
+  int st;
+  run_case(&tc, &st);
+  assert_child_ok(st);
+}
+
+static void test_validate_config(void **state) {
+  (void)state;
+  struct hv_oci_config c;
+  struct hv_oci_mount m[8];
+  size_t n;
+  struct hv_oci_namespace ns[3];
+  struct hv_oci_keyval sysctl[1];
+  struct hv_oci_device dev[2];
+  fill_config(&c, m, &n, ns, sysctl, dev, "/nonexistent");
+  hv_error_t err = NULL;
+  assert_int_equal(ns_validate_config(&c, &err), 0);
+  c.linux.n_namespaces = 1; /* no uts */
+  assert_true(ns_validate_config(&c, &err) < 0);
+  assert_string_equal(err->msg, "hostname: setting it requires a \"uts\" namespace in linux.namespaces");
+  hv_error_release(&err);
+  c.hostname = NULL;
+  assert_true(ns_validate_config(&c, &err) < 0);
+  assert_string_equal(err->msg, "linux.sysctl: \"kernel.shmmni\" requires a ipc namespace in linux.namespaces");
+  hv_error_release(&err);
+  c.linux.n_namespaces = 3;
+  c.linux.rootfs_propagation = "sideways";
+  assert_true(ns_validate_config(&c, &err) < 0);
+  assert_string_equal(err->msg, "linux.rootfsPropagation: unknown value \"sideways\"");
+  hv_error_release(&err);
+  c.linux.rootfs_propagation = "rslave";
+  dev[1].type = 'x';
+  assert_true(ns_validate_config(&c, &err) < 0);
+  assert_string_equal(err->msg, "linux.devices[1].type: invalid device type 'x' (want c, b, u or p)");
+  hv_error_release(&err);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_validate_config),
+      cmocka_unit_test(test_busybox_container),
+      cmocka_unit_test(test_exec_not_found),
+      cmocka_unit_test(test_exec_not_executable),
+      cmocka_unit_test(test_cwd_magic_link_refused),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
