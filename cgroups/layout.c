@@ -287,7 +287,19 @@ int cg_write(const char *dir, const char *file, const char *value, const char *f
   cleanup_free char *path = hv_xasprintf("%s/%s", dir, file);
   /* O_TRUNC: a no-op on cgroupfs, and what makes the fake test tree hold
    * exactly the last value written. */
-  cleanup_close int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  /* In the fake tree, command-style knobs append (the test reads the whole
+   * sequence written) and value knobs truncate (the test reads the value). */
+  static const char *const cmd_files[] = {
+      "devices.allow", "devices.deny", "io.max", "io.weight", "io.bfq.weight",
+      "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
+      "blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device",
+      "blkio.weight_device", "blkio.bfq.weight_device", "net_prio.ifpriomap", "cgroup.procs",
+      "cgroup.subtree_control", NULL};
+  bool append = false;
+  for (size_t i = 0; test_root && cmd_files[i]; i++)
+    append |= strcmp(file, cmd_files[i]) == 0;
+  cleanup_close int fd =
+      open(path, O_WRONLY | O_CLOEXEC | (append ? O_APPEND : O_TRUNC));
   if (fd < 0) {
     if (errno == ENOENT)
       return hv_error(err, 0, "%s: %s is not available on this host", field, file);
@@ -302,6 +314,8 @@ int cg_write(const char *dir, const char *file, const char *value, const char *f
     return hv_error(err, errno, "%s: write `%s` to `%s`", field, value, path);
   if ((size_t)w != len)
     return hv_error(err, EIO, "%s: short write of `%s` to `%s`", field, value, path);
+  if (append && write(fd, "\n", 1) < 0)
+    return hv_error(err, errno, "%s: write to `%s`", field, path);
   return 0;
 }
 
