@@ -63,7 +63,35 @@ static int create_component(int rootfd, const char *parent, const char *name, bo
   return 0;
 }
 
+static int mkpath_depth(int rootfd, const char *path, bool dir, int depth, hv_error_t *err);
+
+/* `p` exists as a dangling symlink: create its target (inside the root,
+ * as the container would resolve it) so the walk can continue. */
+static int follow_dangling(int rootfd, const char *p, bool dir, int depth, hv_error_t *err) {
+  if (depth > 40)
+    return hv_error(err, ELOOP, "mount point `%s`", p);
+  char *base = strrchr(p, '/');
+  cleanup_free char *parent = base ? strndup(p, (size_t)(base - p)) : hv_xstrdup("/");
+  const char *name = base ? base + 1 : p;
+  int pfd = ns_open_in_root(rootfd, *parent ? parent : "/", O_PATH | O_DIRECTORY);
+  if (pfd < 0)
+    return hv_error(err, -pfd, "mount point `%s`: open parent", p);
+  cleanup_close int parent_fd = pfd;
+  char target[4096];
+  ssize_t n = readlinkat(parent_fd, name, target, sizeof target - 1);
+  if (n < 0)
+    return hv_error(err, errno, "mount point `%s`: `%s` cannot be created", p, p);
+  target[n] = 0;
+  cleanup_free char *next = target[0] == '/' ? hv_xstrdup(target)
+                                             : hv_xasprintf("%s/%s", parent, target);
+  return mkpath_depth(rootfd, next, dir, depth + 1, err);
+}
+
 int ns_mkpath_in_root(int rootfd, const char *path, bool dir, hv_error_t *err) {
+  return mkpath_depth(rootfd, path, dir, 0, err);
+}
+
+static int mkpath_depth(int rootfd, const char *path, bool dir, int depth, hv_error_t *err) {
   cleanup_free char *p = hv_xstrdup(path);
   size_t len = strlen(p);
   while (len > 1 && p[len - 1] == '/')
@@ -90,7 +118,11 @@ int ns_mkpath_in_root(int rootfd, const char *path, bool dir, hv_error_t *err) {
       if (create_component(rootfd, *parent ? parent : "/", name, last ? dir : true, path, err) < 0)
         return -1;
       fd = ns_open_in_root(rootfd, p, O_PATH);
-      if (fd < 0) /* e.g. a dangling symlink: refuse rather than guess */
+      if (fd == -ENOENT && follow_dangling(rootfd, p, last ? dir : true, depth, err) < 0)
+        return -1;
+      if (fd == -ENOENT)
+        fd = ns_open_in_root(rootfd, p, O_PATH);
+      if (fd < 0)
         return hv_error(err, -fd, "mount point `%s`: `%s` cannot be created", path, p);
       close(fd);
     } else {

@@ -84,12 +84,22 @@ static void test_default_trap_and_kill(void **state) {
 
 static void default_errno_child(void *arg) {
   (void)arg;
-  struct hv_oci_seccomp_syscall sc[] = {{.names = n_basic, .action = "SCMP_ACT_ALLOW"}};
+  /* what libc and the sanitizer runtime may need after the load */
+  static char *runtime[] = {"exit_group", "exit", "write", "rt_sigreturn", "mmap", "munmap",
+                            "mprotect", "madvise", "brk", "sigaltstack", "rt_sigaction",
+                            "rt_sigprocmask", "futex", "prlimit64", "getrlimit", "close",
+                            "openat", "read", "readlink", "gettid", "sched_yield", "getpid",
+                            NULL};
+  static struct hv_oci_seccomp_arg only_a0 = {.index = 0, .value = 12345, .op = "SCMP_CMP_EQ"};
+  struct hv_oci_seccomp_syscall sc[] = {{.names = runtime, .action = "SCMP_ACT_ALLOW"},
+                                        {.names = (char *[]){"getppid", NULL},
+                                         .action = "SCMP_ACT_ALLOW", .args = &only_a0,
+                                         .n_args = 1}};
   struct hv_oci_seccomp s = {.default_action = "SCMP_ACT_ERRNO", .has_default_errno_ret = true,
-                             .default_errno_ret = 77, .syscalls = sc, .n_syscalls = 1};
+                             .default_errno_ret = 77, .syscalls = sc, .n_syscalls = 2};
   hv_error_t err = NULL;
   CHECK_OK(hv_seccomp_load(&s, &err), &err);
-  if (syscall(SYS_getpid) < 0 && errno == 77)
+  if (syscall(SYS_getppid, 1) < 0 && errno == 77 && syscall(SYS_getppid, 12345) > 0)
     _exit(0);
   _exit(1);
 }
