@@ -1,0 +1,298 @@
+/* clone.c: get a process into the container's namespaces and cgroup.
+ * See lifecycle.h for the P -> S -> I layout and why it exists: the pid
+ * and time namespaces only apply to children of the process that
+ * unshares/joins them, and a new user namespace needs its maps written by
+ * a process outside it. */
+#include "lifecycle.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+/* ---------------- sync socket ---------------- */
+
+int ns_sync_send(int fd, int type, int value, const char *text) {
+  struct ns_msg m;
+  memset(&m, 0, sizeof m);
+  m.type = type;
+  m.value = value;
+  if (text)
+    snprintf(m.text, sizeof m.text, "%s", text);
+  size_t len = offsetof(struct ns_msg, text) + (text ? strlen(m.text) + 1 : 0);
+  for (;;) {
+    ssize_t w = send(fd, &m, len, MSG_NOSIGNAL);
+    if (w >= 0)
+      return 0;
+    if (errno != EINTR)
+      return -errno;
+  }
+}
+
+int ns_sync_recv(int fd, struct ns_msg *m, const char *peer, hv_error_t *err) {
+  memset(m, 0, sizeof *m);
+  for (;;) {
+    ssize_t r = recv(fd, m, sizeof *m, 0);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return hv_error(err, errno, "read from %s", peer);
+    if (r == 0)
+      return hv_error(err, 0, "%s exited during setup", peer);
+    if ((size_t)r < offsetof(struct ns_msg, text))
+      return hv_error(err, 0, "short message from %s", peer);
+    m->text[sizeof m->text - 1] = 0;
+    if (m->type == NS_MSG_ERROR)
+      return hv_error(err, 0, "%s", m->text);
+    return 0;
+  }
+}
+
+void ns_child_fail(int fd, hv_error_t *err) {
+  char *m = NULL;
+  if (err && *err)
+    m = (*err)->errno_ ? hv_xasprintf("%s: %s", (*err)->msg, strerror((*err)->errno_))
+                       : hv_xstrdup((*err)->msg);
+  if (ns_sync_send(fd, NS_MSG_ERROR, 0, m ? m : "container setup failed") < 0)
+    fprintf(stderr, "hvrun: %s\n", m ? m : "container setup failed");
+  free(m);
+  _exit(1);
+}
+
+/* ---------------- namespaces ---------------- */
+
+/* setns order: the user namespace first (it grants the capabilities needed
+ * for the rest), the mount namespace last (it changes root and cwd, so the
+ * /proc paths of the others must be resolved before it). */
+static const struct { const char *name; int flag; } ns_order[] = {
+    {"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
+    {"net", CLONE_NEWNET},   {"pid", CLONE_NEWPID},       {"cgroup", CLONE_NEWCGROUP},
+    {"time", CLONE_NEWTIME}, {"mnt", CLONE_NEWNS},
+};
+#define N_NS (sizeof ns_order / sizeof ns_order[0])
+
+static bool same_ns(pid_t pid, const char *name) {
+  char a[64], b[64];
+  snprintf(a, sizeof a, "/proc/self/ns/%s", name);
+  snprintf(b, sizeof b, "/proc/%d/ns/%s", pid, name);
+  struct stat sa, sb;
+  if (stat(a, &sa) < 0 || stat(b, &sb) < 0)
+    return true; /* kernel without it: nothing to join */
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Open (before any setns) the namespaces S must join: by path from the
+ * config, or those of join_pid. */
+static int open_join_fds(const struct ns_spawn *s, int fds[N_NS], hv_error_t *err) {
+  for (size_t i = 0; i < N_NS; i++)
+    fds[i] = -1;
+  for (size_t i = 0; i < N_NS; i++) {
+    cleanup_free char *path = NULL;
+    if (s->join_pid > 0) {
+      if (same_ns(s->join_pid, ns_order[i].name))
+        continue;
+      path = hv_xasprintf("/proc/%d/ns/%s", s->join_pid, ns_order[i].name);
+    } else if (s->cfg) {
+      for (size_t k = 0; k < s->cfg->linux.n_namespaces; k++) {
+        const struct hv_oci_namespace *n = &s->cfg->linux.namespaces[k];
+        if (n->flag == ns_order[i].flag && n->path && *n->path)
+          path = hv_xstrdup(n->path);
+      }
+    }
+    if (!path)
+      continue;
+    fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0)
+      return hv_error(err, errno, "open namespace `%s`", path);
+  }
+  return 0;
+}
+
+static void close_join_fds(int fds[N_NS]) {
+  for (size_t i = 0; i < N_NS; i++)
+    if (fds[i] >= 0)
+      close(fds[i]);
+}
+
+/* Flags of namespaces the config asks to create (no path). */
+static int new_ns_flags(const struct hv_oci_config *cfg) {
+  int flags = 0;
+  for (size_t k = 0; cfg && k < cfg->linux.n_namespaces; k++) {
+    const struct hv_oci_namespace *n = &cfg->linux.namespaces[k];
+    if (!n->path || !*n->path)
+      flags |= n->flag;
+  }
+  return flags;
+}
+
+static int write_time_offsets(const struct hv_oci_config *cfg, hv_error_t *err) {
+  if (!cfg->linux.n_time_offsets)
+    return 0;
+  cleanup_close int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return hv_error(err, errno, "open /proc/self/timens_offsets");
+  for (size_t i = 0; i < cfg->linux.n_time_offsets; i++) {
+    const struct hv_oci_keyval *kv = &cfg->linux.time_offsets[i];
+    cleanup_free char *line = hv_xasprintf("%s %s\n", kv->key, kv->value);
+    if (write(fd, line, strlen(line)) < 0)
+      return hv_error(err, errno, "linux.timeOffsets.%s: write `%s`", kv->key, kv->value);
+  }
+  return 0;
+}
+
+static int write_idmap(pid_t pid, const char *file, const struct hv_oci_idmap *m, size_t n,
+                       hv_error_t *err) {
+  if (!n)
+    return 0;
+  size_t cap = 64 * n + 1, len = 0;
+  cleanup_free char *buf = hv_xmalloc0(cap);
+  for (size_t i = 0; i < n; i++)
+    len += (size_t)snprintf(buf + len, cap - len, "%u %u %u\n", m[i].container_id, m[i].host_id,
+                            m[i].size);
+  cleanup_free char *path = hv_xasprintf("/proc/%d/%s", pid, file);
+  cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return hv_error(err, errno, "open `%s`", path);
+  if (write(fd, buf, len) < 0)
+    return hv_error(err, errno, "write %s (linux.%s)", path,
+                    strcmp(file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
+  return 0;
+}
+
+/* The stage process S.  Never returns. */
+__attribute__((noreturn)) static void stage_main(struct ns_spawn *s, int fd) {
+  hv_error_t err = NULL;
+  struct ns_msg m;
+  /* If P dies before the handshake, S must not linger. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1)
+    _exit(1);
+  if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
+    _exit(1);
+
+  int fds[N_NS];
+  if (open_join_fds(s, fds, &err) < 0)
+    ns_child_fail(fd, &err);
+  for (size_t i = 0; i < N_NS; i++) {
+    if (fds[i] < 0)
+      continue;
+    if (setns(fds[i], ns_order[i].flag) < 0) {
+      hv_error(&err, errno, "join %s namespace", ns_order[i].name);
+      ns_child_fail(fd, &err);
+    }
+  }
+  close_join_fds(fds);
+
+  int flags = s->join_pid > 0 ? 0 : new_ns_flags(s->cfg);
+  if (flags & CLONE_NEWUSER) {
+    if (unshare(CLONE_NEWUSER) < 0) {
+      hv_error(&err, errno, "create user namespace");
+      ns_child_fail(fd, &err);
+    }
+    /* Only P, outside the namespace, may write our maps. */
+    if (ns_sync_send(fd, NS_MSG_USERMAP, 0, NULL) < 0 || ns_sync_recv(fd, &m, "hvrun", &err) < 0)
+      ns_child_fail(fd, &err);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+      hv_error(&err, errno, "become root in the user namespace (is uid/gid 0 mapped?)");
+      ns_child_fail(fd, &err);
+    }
+  }
+  int rest = flags & ~CLONE_NEWUSER;
+  if (rest && unshare(rest) < 0) {
+    hv_error(&err, errno, "create namespaces (flags %#x)", rest);
+    ns_child_fail(fd, &err);
+  }
+  if ((rest & CLONE_NEWTIME) && write_time_offsets(s->cfg, &err) < 0)
+    ns_child_fail(fd, &err);
+
+  pid_t pid = fork();
+  if (pid < 0) {
+    hv_error(&err, errno, "fork container process");
+    ns_child_fail(fd, &err);
+  }
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, 0);
+    _exit(s->child_main(s->arg, fd));
+  }
+  ns_sync_send(fd, NS_MSG_PID, pid, NULL);
+  _exit(0);
+}
+
+int ns_spawn(struct ns_spawn *s, hv_error_t *err) {
+  int sv[2];
+  s->pid = 0;
+  s->sync_fd = -1;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return hv_error(err, errno, "socketpair");
+  /* Orphans of the stage (the container's first process) come back to us. */
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hv_error(err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
+  }
+  fflush(NULL);
+  pid_t stage = fork();
+  if (stage < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hv_error(err, errno, "fork");
+  }
+  if (stage == 0) {
+    close(sv[0]);
+    stage_main(s, sv[1]);
+  }
+  close(sv[1]);
+  int fd = sv[0];
+  struct ns_msg m;
+  int rc = 0;
+  if (s->cg && hv_cg_enter(s->cg, stage, err) < 0) {
+    rc = -1;
+    goto fail;
+  }
+  if (ns_sync_send(fd, NS_MSG_GO, 0, NULL) < 0) {
+    rc = hv_error(err, errno, "start container setup");
+    goto fail;
+  }
+  for (;;) {
+    if (ns_sync_recv(fd, &m, "container setup", err) < 0) {
+      rc = -1;
+      goto fail;
+    }
+    if (m.type == NS_MSG_USERMAP) {
+      /* gid_map first is not required as root; setgroups stays allowed. */
+      if (write_idmap(stage, "uid_map", s->cfg->linux.uid_mappings, s->cfg->linux.n_uid_mappings,
+                      err) < 0 ||
+          write_idmap(stage, "gid_map", s->cfg->linux.gid_mappings, s->cfg->linux.n_gid_mappings,
+                      err) < 0) {
+        rc = -1;
+        goto fail;
+      }
+      ns_sync_send(fd, NS_MSG_ACK, 0, NULL);
+    } else if (m.type == NS_MSG_PID) {
+      s->pid = m.value;
+      break;
+    }
+  }
+  int st;
+  while (waitpid(stage, &st, 0) < 0 && errno == EINTR)
+    ;
+  s->sync_fd = fd;
+  return 0;
+fail:
+  kill(stage, SIGKILL);
+  while (waitpid(stage, NULL, 0) < 0 && errno == EINTR)
+    ;
+  close(fd);
+  return rc;
+}

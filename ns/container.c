@@ -1,0 +1,532 @@
+/* container.c: parent-side lifecycle of the container backend: create,
+ * start, wait, kill, destroy, pause/resume, ps, update, stats.
+ *
+ * create leaves the container's init blocked in read() on
+ * <root>/<id>/exec.fifo, which it opened O_RDWR before pivot_root (so the
+ * open never blocks and the fifo is reachable after the pivot).  `start`
+ * opens the fifo O_WRONLY|O_NONBLOCK (ENXIO if nobody waits on it any
+ * more), writes one byte and removes the fifo: "fifo present + init alive"
+ * is "created", "fifo gone + init alive" is "running".
+ *
+ * Everything create makes is recorded in the state before it is made
+ * (cgroup path first, then the pid), so `delete --force` can undo a
+ * create that was killed at any point. */
+#include "lifecycle.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#pragma weak hv_cli_console_winch
+
+#define FIFO_NAME "exec.fifo"
+#define SAVED_CONFIG "config.json"
+
+/* ---------------- helpers ---------------- */
+
+/* /proc/<pid>/stat: state letter and start time (field 22). */
+static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  if (n <= 0)
+    return -1;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] != ' ')
+    return -1;
+  *state = p[2];
+  /* after ")": field 3 is state; starttime is field 22 */
+  p += 2;
+  for (int field = 3; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p)
+      return -1;
+    p++;
+  }
+  *start = strtoull(p, NULL, 10);
+  return 0;
+}
+
+bool ns_pid_alive(const struct hv_state *st) {
+  char s;
+  unsigned long long start;
+  if (st->pid <= 0 || proc_stat(st->pid, &s, &start) < 0)
+    return false;
+  if (st->pid_start && start != st->pid_start)
+    return false; /* pid reused */
+  return s != 'Z' && s != 'X';
+}
+
+int ns_write_pid_file(const char *path, pid_t pid, hv_error_t *err) {
+  if (!path || !*path)
+    return 0;
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%d", pid);
+  return hv_write_file_atomic(AT_FDCWD, path, buf, (size_t)n, 0644, err);
+}
+
+int ns_load_saved_config(struct hv_context *ctx, const struct hv_state *st,
+                         struct hv_oci_config **out, hv_error_t *err) {
+  cleanup_free char *dir = hv_state_dir(ctx->store, st->id);
+  cleanup_free char *path = hv_xasprintf("%s/" SAVED_CONFIG, dir);
+  cleanup_free char *text = NULL;
+  size_t len;
+  if (hv_read_file(path, &text, &len, err) < 0)
+    return -1;
+  if (hv_oci_parse(text, len, path, out, err) < 0)
+    return -1;
+  if (!(*out)->bundle && st->bundle)
+    (*out)->bundle = hv_xstrdup(st->bundle);
+  return 0;
+}
+
+static char *state_file(struct hv_context *ctx, const char *id, const char *name) {
+  cleanup_free char *dir = hv_state_dir(ctx->store, id);
+  return hv_xasprintf("%s/%s", dir, name);
+}
+
+static int open_cgroup(const struct hv_state *st, struct hv_cgroup **cg, hv_error_t *err) {
+  if (!st->cgroup_path || !*st->cgroup_path)
+    return hv_error(err, 0, "container `%s` has no cgroup", st->id);
+  return hv_cg_open(st->cgroup_path, cg, err);
+}
+
+static int require_alive(const struct hv_state *st, hv_error_t *err) {
+  if (!ns_pid_alive(st))
+    return hv_error(err, 0, "container `%s` is not running", st->id);
+  return 0;
+}
+
+/* ---------------- the container's init (runs in I) ---------------- */
+
+struct init_args {
+  struct hv_context *ctx;
+  struct hv_oci_config *cfg;
+  const struct hv_create_opts *o;
+  struct hv_state *st;
+  char *fifo_path;
+};
+
+static int init_main(void *arg, int fd) {
+  struct init_args *a = arg;
+  hv_error_t err = NULL;
+  struct ns_msg m;
+  int keep[] = {fd};
+  if (ns_close_fds(a->o->preserve_fds, keep, 1, &err) < 0)
+    ns_child_fail(fd, &err);
+  /* Our pid as hvrun sees it (for the hooks' state). */
+  if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
+    _exit(1);
+  a->st->pid = m.value;
+  a->st->status = HV_CREATING;
+
+  /* Both are host paths: open them before pivot_root takes the host away. */
+  int fifo = open(a->fifo_path, O_RDWR | O_CLOEXEC);
+  if (fifo < 0) {
+    hv_error(&err, errno, "open `%s`", a->fifo_path);
+    ns_child_fail(fd, &err);
+  }
+  int console = -1;
+  if (a->cfg->process->terminal && a->o->console_socket) {
+    console = open(a->o->console_socket, O_PATH | O_CLOEXEC);
+    if (console < 0) {
+      hv_error(&err, errno, "--console-socket `%s`", a->o->console_socket);
+      ns_child_fail(fd, &err);
+    }
+  }
+  if (ns_sync_send(fd, NS_MSG_HOOKS, 0, NULL) < 0 || ns_sync_recv(fd, &m, "hvrun", &err) < 0)
+    _exit(1);
+  const struct hv_oci_hooks *h = &a->cfg->hooks;
+  if (h->n_create_container &&
+      hv_hooks_run(h->create_container, h->n_create_container, "createContainer", a->st, &err) < 0)
+    ns_child_fail(fd, &err);
+  if (ns_setup_rootfs(a->cfg, a->o->no_pivot, &err) < 0)
+    ns_child_fail(fd, &err);
+  if (console >= 0) {
+    /* connect() follows the /proc magic link to the host socket. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", console);
+    if (ns_setup_console(path, a->cfg->process, &err) < 0)
+      ns_child_fail(fd, &err);
+    close(console);
+  }
+  if (ns_sync_send(fd, NS_MSG_READY, 0, NULL) < 0)
+    _exit(1);
+  close(fd);
+
+  char c;
+  ssize_t r;
+  while ((r = read(fifo, &c, 1)) < 0 && errno == EINTR)
+    ;
+  close(fifo);
+  if (r != 1)
+    _exit(1);
+  a->st->status = HV_RUNNING;
+  if (h->n_start_container &&
+      hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0)
+    return hv_error_print(&err) ? 127 : 127;
+  ns_finalize_and_exec(a->cfg->process, a->cfg->linux.seccomp, &err);
+  hv_error_print(&err);
+  return 127;
+}
+
+/* ---------------- create ---------------- */
+
+static char *default_cgroups_path(const char *id, bool systemd) {
+  return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
+}
+
+static void undo_create(struct hv_context *ctx, struct hv_state *st, struct hv_cgroup *cg) {
+  hv_error_t e = NULL;
+  if (st->pid > 0 && ns_pid_alive(st))
+    kill(st->pid, SIGKILL);
+  if (st->pid > 0)
+    waitpid(st->pid, NULL, 0);
+  if (cg && hv_cg_destroy(cg, &e) < 0)
+    hv_error_print(&e);
+  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
+  cleanup_free char *conf = state_file(ctx, st->id, SAVED_CONFIG);
+  unlink(fifo);
+  unlink(conf);
+}
+
+int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
+                            const struct hv_create_opts *o, struct hv_state *st, hv_error_t *err) {
+  if (!cfg->process)
+    return hv_error(err, 0, "config.json: process: required to create a container");
+  if (!cfg->process->args || !cfg->process->args[0])
+    return hv_error(err, 0, "config.json: process.args: must name the program to run");
+  if (cfg->process->terminal && !o->console_socket)
+    return hv_error(err, 0, "config.json: process.terminal is true but no --console-socket "
+                            "was given");
+  cleanup_free char *dir = hv_state_dir(ctx->store, o->id);
+  if (hv_mkdir_p(dir, 0711, err) < 0)
+    return -1;
+  cleanup_free char *fifo = hv_xasprintf("%s/" FIFO_NAME, dir);
+  cleanup_free char *conf = hv_xasprintf("%s/" SAVED_CONFIG, dir);
+  /* exec and delete (poststop hooks) need the config even if the bundle
+   * changes or goes away, as runc keeps it in its state. */
+  cleanup_free char *text = json_dumps(cfg->raw, JSON_COMPACT);
+  if (!text)
+    return hv_error(err, 0, "serialize config.json");
+  if (hv_write_file_atomic(AT_FDCWD, conf, text, strlen(text), 0600, err) < 0)
+    return -1;
+  if (mkfifo(fifo, 0600) < 0 && errno != EEXIST) {
+    unlink(conf);
+    return hv_error(err, errno, "mkfifo `%s`", fifo);
+  }
+
+  cleanup_free char *defcg = default_cgroups_path(o->id, ctx->systemd_cgroup);
+  const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
+  struct hv_cgroup *cg = NULL;
+  if (hv_cg_create(cgpath, o->id, &cfg->linux.resources, ctx->systemd_cgroup, &cg, err) < 0) {
+    undo_create(ctx, st, NULL);
+    return hv_error_wrap(err, "linux.cgroupsPath `%s`", cgpath);
+  }
+  free(st->cgroup_path);
+  st->cgroup_path = hv_xstrdup(hv_cg_path(cg));
+  if (hv_state_save(ctx->store, st, err) < 0)
+    goto fail;
+
+  struct init_args a = {ctx, cfg, o, st, fifo};
+  struct ns_spawn sp = {.cfg = cfg, .cg = cg, .child_main = init_main, .arg = &a};
+  if (ns_spawn(&sp, err) < 0)
+    goto fail;
+  cleanup_close int fd = sp.sync_fd;
+  st->pid = sp.pid;
+  st->pid_start = hv_proc_starttime(sp.pid);
+  if (hv_state_save(ctx->store, st, err) < 0)
+    goto fail;
+  if (ns_sync_send(fd, NS_MSG_PID, sp.pid, NULL) < 0) {
+    hv_error(err, errno, "container init exited during setup");
+    goto fail;
+  }
+  for (;;) {
+    struct ns_msg m;
+    if (ns_sync_recv(fd, &m, "container init", err) < 0)
+      goto fail;
+    if (m.type == NS_MSG_READY)
+      break;
+    if (m.type == NS_MSG_HOOKS) {
+      /* Runtime namespace, after the container's namespaces exist. */
+      const struct hv_oci_hooks *h = &cfg->hooks;
+      if ((h->n_prestart && hv_hooks_run(h->prestart, h->n_prestart, "prestart", st, err) < 0) ||
+          (h->n_create_runtime &&
+           hv_hooks_run(h->create_runtime, h->n_create_runtime, "createRuntime", st, err) < 0)) {
+        ns_sync_send(fd, NS_MSG_ERROR, 0, "hook failed");
+        goto fail;
+      }
+      ns_sync_send(fd, NS_MSG_ACK, 0, NULL);
+    }
+  }
+  if (ns_write_pid_file(o->pid_file, st->pid, err) < 0)
+    goto fail;
+  st->status = HV_CREATED;
+  if (hv_state_save(ctx->store, st, err) < 0)
+    goto fail;
+  hv_cg_free(cg);
+  return 0;
+fail:
+  undo_create(ctx, st, cg);
+  hv_cg_free(cg);
+  if (o->pid_file)
+    unlink(o->pid_file);
+  return -1;
+}
+
+/* ---------------- start / wait ---------------- */
+
+int ns_container_start(struct hv_context *ctx, struct hv_oci_config *cfg, struct hv_state *st,
+                           hv_error_t *err) {
+  if (!ns_pid_alive(st))
+    return hv_error(err, 0, "cannot start container `%s`: it is stopped", st->id);
+  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
+  cleanup_close int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return hv_error(err, 0, "cannot start container `%s`: it is already running", st->id);
+  if (fd < 0)
+    return hv_error(err, errno, "cannot start container `%s`: open `%s`", st->id, fifo);
+  if (write(fd, "0", 1) != 1)
+    return hv_error(err, errno, "cannot start container `%s`: write `%s`", st->id, fifo);
+  unlink(fifo);
+  st->status = HV_RUNNING;
+
+  struct hv_oci_config *own = NULL;
+  if (!cfg && ns_load_saved_config(ctx, st, &own, NULL) == 0)
+    cfg = own;
+  if (cfg && cfg->hooks.n_poststart) {
+    hv_error_t e = NULL;
+    /* Like runc: a failing poststart hook is reported, the container runs. */
+    if (hv_hooks_run(cfg->hooks.poststart, cfg->hooks.n_poststart, "poststart", st, &e) < 0) {
+      hv_error_wrap(&e, "warning: poststart hook");
+      hv_error_print(&e);
+    }
+  }
+  if (own)
+    hv_oci_free(own);
+  return 0;
+}
+
+static const int forwarded_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+                                        SIGWINCH, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU,
+                                        SIGVTALRM, SIGPROF, SIGPWR,  SIGXCPU, SIGXFSZ};
+
+int ns_wait_forwarding(pid_t pid, int *exit_status, hv_error_t *err) {
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
+    sigaddset(&set, forwarded_signals[i]);
+  if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
+    return hv_error(err, errno, "sigprocmask");
+  cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+  if (sfd < 0) {
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return hv_error(err, errno, "signalfd");
+  }
+  int rc = 0;
+  for (;;) {
+    int status;
+    pid_t r;
+    bool done = false;
+    /* Reap everything reparented to us, not only the workload. */
+    while ((r = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (r == pid) {
+        *exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
+                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
+        done = true;
+      }
+    }
+    if (done)
+      break;
+    if (r < 0 && errno == ECHILD) {
+      rc = hv_error(err, 0, "process %d is not a child of hvrun", pid);
+      break;
+    }
+    struct signalfd_siginfo si;
+    ssize_t n = read(sfd, &si, sizeof si);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n != sizeof si) {
+      rc = hv_error(err, errno, "read signalfd");
+      break;
+    }
+    int sig = (int)si.ssi_signo;
+    if (sig == SIGCHLD)
+      continue;
+    if (sig == SIGWINCH && hv_cli_console_winch && hv_cli_console_winch())
+      continue;
+    kill(pid, sig);
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  return rc;
+}
+
+int ns_container_wait(struct hv_context *ctx, struct hv_state *st, int *exit_status,
+                          hv_error_t *err) {
+  (void)ctx;
+  return ns_wait_forwarding(st->pid, exit_status, err);
+}
+
+/* ---------------- kill / destroy ---------------- */
+
+static bool cg_frozen(const struct hv_state *st) {
+  struct hv_cgroup *cg = NULL;
+  if (!st->cgroup_path || hv_cg_open(st->cgroup_path, &cg, NULL) < 0)
+    return false;
+  bool f = hv_cg_is_frozen(cg);
+  hv_cg_free(cg);
+  return f;
+}
+
+int ns_container_kill(struct hv_context *ctx, struct hv_state *st, int sig, bool all,
+                          hv_error_t *err) {
+  (void)ctx;
+  if (!ns_pid_alive(st))
+    return hv_error(err, 0, "container `%s` is not running", st->id);
+  if (all) {
+    struct hv_cgroup *cg = NULL;
+    pid_t *pids = NULL;
+    size_t n = 0;
+    if (open_cgroup(st, &cg, err) < 0 || hv_cg_pids(cg, &pids, &n, err) < 0) {
+      hv_cg_free(cg);
+      return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+      kill(pids[i], sig);
+    free(pids);
+    /* Frozen tasks only act on SIGKILL once thawed. */
+    if (sig == SIGKILL && hv_cg_is_frozen(cg))
+      hv_cg_freeze(cg, false, NULL);
+    hv_cg_free(cg);
+    return 0;
+  }
+  if (kill(st->pid, sig) < 0)
+    return hv_error(err, errno, "kill container `%s` (pid %d)", st->id, st->pid);
+  if (sig == SIGKILL && cg_frozen(st)) {
+    struct hv_cgroup *cg = NULL;
+    if (hv_cg_open(st->cgroup_path, &cg, NULL) == 0)
+      hv_cg_freeze(cg, false, NULL);
+    hv_cg_free(cg);
+  }
+  return 0;
+}
+
+int ns_container_destroy(struct hv_context *ctx, struct hv_state *st, bool force,
+                             hv_error_t *err) {
+  (void)force; /* the CLI decides whether a live container may go */
+  struct hv_oci_config *cfg = NULL;
+  if (ns_load_saved_config(ctx, st, &cfg, NULL) < 0)
+    cfg = NULL;
+  if (ns_pid_alive(st))
+    kill(st->pid, SIGKILL);
+  int rc = 0;
+  if (st->cgroup_path && *st->cgroup_path) {
+    struct hv_cgroup *cg = NULL;
+    if (hv_cg_open(st->cgroup_path, &cg, err) == 0) {
+      if (hv_cg_is_frozen(cg))
+        hv_cg_freeze(cg, false, NULL);
+      if (hv_cg_destroy(cg, err) < 0)
+        rc = -1;
+    } else {
+      /* Already gone (an earlier delete was interrupted): fine. */
+      hv_error_release(err);
+    }
+    hv_cg_free(cg);
+  }
+  /* Our own child (run): reap it so nothing is left as a zombie. */
+  if (st->pid > 0)
+    waitpid(st->pid, NULL, WNOHANG);
+  if (cfg && st->pid > 0 && cfg->hooks.n_poststop) {
+    hv_error_t e = NULL;
+    st->status = HV_STOPPED;
+    if (hv_hooks_run(cfg->hooks.poststop, cfg->hooks.n_poststop, "poststop", st, &e) < 0) {
+      hv_error_wrap(&e, "warning: poststop hook");
+      hv_error_print(&e);
+    }
+  }
+  if (cfg)
+    hv_oci_free(cfg);
+  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
+  cleanup_free char *conf = state_file(ctx, st->id, SAVED_CONFIG);
+  unlink(fifo);
+  unlink(conf);
+  return rc;
+}
+
+/* ---------------- pause / resume / ps / update / stats ---------------- */
+
+static int freeze(struct hv_state *st, bool frozen, hv_error_t *err) {
+  if (require_alive(st, err) < 0)
+    return -1;
+  struct hv_cgroup *cg = NULL;
+  int rc = open_cgroup(st, &cg, err);
+  if (rc == 0)
+    rc = hv_cg_freeze(cg, frozen, err);
+  hv_cg_free(cg);
+  return rc;
+}
+
+int ns_container_pause(struct hv_context *ctx, struct hv_state *st, hv_error_t *err) {
+  (void)ctx;
+  return freeze(st, true, err);
+}
+
+int ns_container_resume(struct hv_context *ctx, struct hv_state *st, hv_error_t *err) {
+  (void)ctx;
+  return freeze(st, false, err);
+}
+
+int ns_container_ps(struct hv_context *ctx, struct hv_state *st, pid_t **pids, size_t *n,
+                        hv_error_t *err) {
+  (void)ctx;
+  *pids = NULL;
+  *n = 0;
+  if (!st->cgroup_path)
+    return 0;
+  struct hv_cgroup *cg = NULL;
+  int rc = open_cgroup(st, &cg, err);
+  if (rc == 0)
+    rc = hv_cg_pids(cg, pids, n, err);
+  hv_cg_free(cg);
+  return rc;
+}
+
+int ns_container_update(struct hv_context *ctx, struct hv_state *st,
+                            const struct hv_oci_resources *r, hv_error_t *err) {
+  (void)ctx;
+  if (require_alive(st, err) < 0)
+    return -1;
+  struct hv_cgroup *cg = NULL;
+  int rc = open_cgroup(st, &cg, err);
+  if (rc == 0)
+    rc = hv_cg_update(cg, r, err);
+  hv_cg_free(cg);
+  return rc;
+}
+
+int ns_container_stats(struct hv_context *ctx, struct hv_state *st, json_t **out,
+                           hv_error_t *err) {
+  (void)ctx;
+  if (require_alive(st, err) < 0)
+    return -1;
+  struct hv_cgroup *cg = NULL;
+  int rc = open_cgroup(st, &cg, err);
+  if (rc == 0)
+    rc = hv_cg_stats(cg, out, err);
+  hv_cg_free(cg);
+  return rc;
+}
+
+bool ns_container_is_paused(struct hv_context *ctx, struct hv_state *st) {
+  (void)ctx;
+  return ns_pid_alive(st) && cg_frozen(st);
+}
