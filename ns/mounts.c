@@ -35,6 +35,17 @@ int ns_open_in_root(int rootfd, const char *path, int flags) {
   return fd < 0 ? -errno : fd;
 }
 
+bool ns_is_dev_path(const char *p) {
+  while (*p == '/')
+    p++;
+  if (strncmp(p, "dev", 3) != 0)
+    return false;
+  p += 3;
+  while (*p == '/')
+    p++;
+  return *p == 0;
+}
+
 bool ns_config_has_namespace(const struct hv_oci_config *cfg, int flag) {
   for (size_t i = 0; cfg && i < cfg->linux.n_namespaces; i++)
     if (cfg->linux.namespaces[i].flag == flag)
@@ -586,6 +597,10 @@ int ns_mount_one(int rootfd, const struct hv_oci_mount *m, const char *bundle,
       goto out;
     }
     unsigned long mflags = f.flags & ~(MS_BIND | MS_REC);
+    /* A read-only /dev still needs its device nodes: ns_setup_rootfs
+     * remounts it read-only once they exist (as runc does). */
+    if (ns_is_dev_path(dest))
+      mflags &= ~(unsigned long)MS_RDONLY;
     if (mount(source, p, type, mflags, data) < 0) {
       int e = errno;
       /* Without a private netns (sysfs) or ipcns (mqueue) the kernel

@@ -135,6 +135,30 @@ int ns_mask_paths(char *const *paths, hv_error_t *err) {
   return 0;
 }
 
+/* A /dev tmpfs asked to be "ro" was mounted rw for the device nodes. */
+static int remount_dev_readonly(int rootfd, const struct hv_oci_config *cfg, hv_error_t *err) {
+  for (size_t i = 0; i < cfg->n_mounts; i++) {
+    const struct hv_oci_mount *m = &cfg->mounts[i];
+    if (!m->destination || !ns_is_dev_path(m->destination))
+      continue;
+    struct ns_mount_flags f;
+    if (ns_mount_flags_parse(m->options, "mounts", &f, err) < 0)
+      return -1;
+    unsigned long flags = f.flags;
+    ns_mount_flags_clear(&f);
+    if (!(flags & MS_RDONLY) || (flags & MS_BIND))
+      continue;
+    cleanup_close int fd = ns_open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
+    if (fd < 0)
+      return hv_error(err, -fd, "mounts[%zu]: reopen /dev", i);
+    char p[32];
+    if (mount(NULL, ns_fd_path(fd, p), NULL,
+              MS_REMOUNT | MS_RDONLY | (flags & (MS_NOSUID | MS_NOEXEC | MS_NODEV)), NULL) < 0)
+      return hv_error(err, errno, "mounts[%zu]: remount /dev read-only", i);
+  }
+  return 0;
+}
+
 int ns_setup_rootfs(const struct hv_oci_config *cfg, bool no_pivot, hv_error_t *err) {
   if (!cfg->root.path || !*cfg->root.path)
     return hv_error(err, 0, "root.path: missing");
@@ -170,6 +194,8 @@ int ns_setup_rootfs(const struct hv_oci_config *cfg, bool no_pivot, hv_error_t *
       if (ns_mount_one(rootfd, &cfg->mounts[i], cfg->bundle, cfg, i, err) < 0)
         return -1;
     if (ns_setup_devices(rootfd, cfg, err) < 0)
+      return -1;
+    if (remount_dev_readonly(rootfd, cfg, err) < 0)
       return -1;
   }
   /* The listener socket is a host path: connect while it is visible. */

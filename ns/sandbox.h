@@ -43,6 +43,8 @@ int ns_mount_one(int rootfd, const struct hv_oci_mount *m, const char *bundle,
 /* Bind-remount the mount at fd path with MS_BIND|MS_REMOUNT|flags, adding
  * the flags the kernel locks (user ns) when a plain remount is refused. */
 int ns_bind_remount(const char *target, unsigned long flags, hv_error_t *err);
+/* Is this path "/dev" (any number of slashes)? */
+bool ns_is_dev_path(const char *p);
 /* Does the config carry a namespace of this CLONE_NEW* type? */
 bool ns_config_has_namespace(const struct hv_oci_config *cfg, int flag);
 

@@ -9,6 +9,7 @@
 
 static char *opts_proc[] = {"nosuid", "noexec", "nodev", NULL};
 static char *opts_dev[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
+static char *opts_dev_ro[] = {"nosuid", "mode=755", "size=65536k", "ro", NULL};
 static char *opts_pts[] = {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", NULL};
 static char *opts_tmp[] = {"nosuid", "nodev", "mode=1777", NULL};
 static char *opts_sys[] = {"nosuid", "noexec", "nodev", "ro", NULL};
@@ -38,7 +39,7 @@ static void fill_config(struct hv_oci_config *c, struct hv_oci_mount *m, size_t 
   m[i++] = (struct hv_oci_mount){.destination = "/proc", .type = "proc", .source = "proc",
                                  .options = opts_proc};
   m[i++] = (struct hv_oci_mount){.destination = "/dev", .type = "tmpfs", .source = "tmpfs",
-                                 .options = opts_dev};
+                                 .options = opts_dev_ro};
   m[i++] = (struct hv_oci_mount){.destination = "/dev/pts", .type = "devpts", .source = "devpts",
                                  .options = opts_pts};
   m[i++] = (struct hv_oci_mount){.destination = "/tmp", .type = "tmpfs", .source = "tmpfs",
@@ -96,6 +97,8 @@ static void rootfs_child(void *arg) {
   memset(l, 0, sizeof l);
   CHECK(readlink("/dev/fd", l, sizeof l - 1) > 0 && strcmp(l, "/proc/self/fd") == 0);
   CHECK(lstat("/dev/stderr", &st) == 0 && S_ISLNK(st.st_mode));
+  CHECK(mkdir("/dev/new", 0755) < 0 && errno == EROFS); /* "ro" /dev, nodes made first */
+  CHECK(stat("/dev/pts/ptmx", &st) == 0 && S_ISCHR(st.st_mode));
   /* root.readonly, readonly and masked paths */
   CHECK(mkdir("/newdir", 0755) < 0 && errno == EROFS);
   CHECK(open("/proc/sys/kernel/shmmni", O_WRONLY) < 0 && errno == EROFS);
@@ -260,6 +263,104 @@ static void test_validate_config(void **state) {
   hv_error_release(&err);
 }
 
+/* In a user namespace mknod is refused: default devices are bind mounts
+ * of the host nodes, sysfs falls back to a bind of /sys, and read-only
+ * remounts keep the flags the kernel locked. */
+static char *o_ro_bind[] = {"rbind", "ro", NULL};
+static char *o_sysfs[] = {"nosuid", "noexec", "nodev", "ro", NULL};
+
+static void userns_grandchild(const char *root, int ready_w, int go_r, int outfd) {
+  CHECK(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS) == 0);
+  char c = 1;
+  CHECK(write(ready_w, &c, 1) == 1);
+  CHECK(read(go_r, &c, 1) == 1); /* maps written by our parent */
+  CHECK(setresuid(0, 0, 0) == 0 && setresgid(0, 0, 0) == 0);
+  CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+  struct hv_oci_mount m[] = {
+      {.destination = "/dev", .type = "tmpfs", .source = "tmpfs", .options = opts_dev},
+      {.destination = "/sys", .type = "sysfs", .source = "sysfs", .options = o_sysfs},
+      {.destination = "/mnt/usr", .type = "bind", .source = "/usr", .options = o_ro_bind},
+  };
+  struct hv_oci_namespace ns[] = {{.type = "user", .flag = CLONE_NEWUSER},
+                                  {.type = "mount", .flag = CLONE_NEWNS},
+                                  {.type = "uts", .flag = CLONE_NEWUTS}};
+  struct hv_oci_config c0 = {0};
+  c0.root.path = (char *)root;
+  c0.mounts = m;
+  c0.n_mounts = 3;
+  c0.linux.namespaces = ns;
+  c0.linux.n_namespaces = 3;
+  c0.hostname = "userns-box";
+  hv_error_t err = NULL;
+  CHECK_OK(ns_setup_rootfs(&c0, false, &err), &err);
+  struct stat st;
+  CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3));
+  CHECK(stat("/sys/kernel", &st) == 0);
+  struct statvfs sv;
+  CHECK(statvfs("/mnt/usr", &sv) == 0 && (sv.f_flag & ST_RDONLY));
+  static char *args[] = {"sh", "-c", "echo ok > /dev/null && id -u && hostname", NULL};
+  struct hv_oci_process p = {.args = args, .cwd = "/", .user = {.uid = 1000, .gid = 1000}};
+  CHECK(dup2(outfd, 1) == 1);
+  ns_finalize_and_exec(&p, NULL, &err);
+  fprintf(stderr, "exec failed: %s\n", err ? err->msg : "?");
+  _exit(93);
+}
+
+struct userns_case { const char *root; int outfd; };
+
+static void userns_child(void *arg) {
+  struct userns_case *uc = arg;
+  int ready[2], go[2];
+  CHECK(pipe(ready) == 0 && pipe(go) == 0);
+  pid_t gc = fork();
+  CHECK(gc >= 0);
+  if (gc == 0) {
+    close(ready[0]);
+    close(go[1]);
+    userns_grandchild(uc->root, ready[1], go[0], uc->outfd);
+  }
+  close(ready[1]);
+  close(go[0]);
+  char c;
+  CHECK(read(ready[0], &c, 1) == 1);
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/uid_map", gc);
+  CHECK(hv_write_file(path, "0 100000 65536", NULL) == 0);
+  snprintf(path, sizeof path, "/proc/%d/gid_map", gc);
+  CHECK(hv_write_file(path, "0 100000 65536", NULL) == 0);
+  CHECK(write(go[1], &c, 1) == 1);
+  int st;
+  CHECK(waitpid(gc, &st, 0) == gc);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_user_namespace(void **state) {
+  (void)state;
+  char *dir = make_tmpdir();
+  char root[1024];
+  snprintf(root, sizeof root, "%s/rootfs", dir);
+  mkdir(root, 0755);
+  make_busybox_rootfs(root);
+  /* the image belongs to the mapped root (host uid 100000), as rootless */
+  chmod(dir, 0755);
+  char cmd[1100];
+  snprintf(cmd, sizeof cmd, "chown -R 100000:100000 '%s'", root);
+  assert_int_equal(system(cmd), 0);
+  int pfd[2];
+  assert_int_equal(pipe(pfd), 0);
+  struct userns_case uc = {root, pfd[1]};
+  int st = run_child(userns_child, &uc);
+  close(pfd[1]);
+  char out[256];
+  ssize_t n = read(pfd[0], out, sizeof out - 1);
+  out[n > 0 ? n : 0] = 0;
+  close(pfd[0]);
+  remove_tree(dir);
+  free(dir);
+  assert_child_ok(st);
+  assert_string_equal(out, "1000\nuserns-box\n");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_validate_config),
@@ -267,6 +368,7 @@ int main(void) {
       cmocka_unit_test(test_exec_not_found),
       cmocka_unit_test(test_exec_not_executable),
       cmocka_unit_test(test_cwd_magic_link_refused),
+      cmocka_unit_test(test_user_namespace),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
