@@ -1,0 +1,19 @@
+/* init.h: pieces of hvrun's guest init (PID 1 inside the microVM), shared
+ * between init.c (boot flow, supervision, exit reporting) and rootfs.c
+ * (root filesystem and mounts).  See vm/guest_proto.h for the contract with
+ * the host. */
+#ifndef HVRUN_GUEST_INIT_H
+#define HVRUN_GUEST_INIT_H
+#include "../../runtime/runtime.h"
+
+/* Mount /dev/vda (erofs) with a tmpfs overlay (none if root.readonly) at
+ * /newroot, the spec's guest-side mounts inside it (devtmpfs at /dev when
+ * the spec has none), then move it onto / and chroot into it. */
+int guest_rootfs_setup(const struct hv_oci_config *cfg, hv_error_t *err);
+
+/* Write linux.sysctl entries to /proc/sys. */
+int guest_sysctl_apply(const struct hv_oci_config *cfg, hv_error_t *err);
+
+/* One line "hvrun-init: <msg>" on the kernel console (stderr of PID 1). */
+void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#endif

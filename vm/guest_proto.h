@@ -1,0 +1,95 @@
+/* guest_proto.h: the contract between the host side of hvrun's VM mode and
+ * its guest init (vm/guest/init.c), plus the guest-side helpers the host uses:
+ * the initrd writer (vm/initrd.c) and the QEMU engine (vm/qemu.c).
+ * Private to vm/ and its tests.
+ *
+ * Boot: the guest kernel (vm/kernel/, built by `make kernel`) is started with
+ *   HV_GUEST_CMDLINE_BASE [HV_GUEST_CMDLINE_PVM on PVM hosts] + devices
+ * and an initrd holding
+ *   /init                 the static guest init (build/hvrun-init)
+ *   /hvrun/config.json    an OCI runtime-spec config document (see below)
+ *   /dev/console, /dev, /proc, /sys, /newroot   empty nodes init needs.
+ *
+ * Devices the init expects:
+ *   /dev/vda   virtio-blk #0: the root filesystem (erofs), read-only.  Init
+ *              mounts it and puts a tmpfs overlay on top (unless
+ *              root.readonly), then moves it to / and chroots.
+ *   /dev/vdb   virtio-blk #1 (optional): scratch disk, not touched by init.
+ *   /dev/hvc0  virtio-console #0: the workload's stdin/stdout/stderr (its
+ *              controlling tty when process.terminal is true, raw otherwise).
+ *   /dev/hvc1  virtio-console #1: the control channel (optional), set raw.
+ *
+ * /hvrun/config.json: the bundle's config.json as hvrun resolved it (policy
+ * applied).  The init reads: process (args, env, cwd, terminal, user,
+ * capabilities, rlimits, noNewPrivileges), hostname, root.readonly, mounts
+ * (proc/sysfs/tmpfs/devpts/mqueue/cgroup2 ones are honoured inside the guest;
+ * bind mounts cannot be, and are reported on the kernel console and skipped),
+ * linux.seccomp and linux.sysctl.
+ *
+ * Control channel protocol (/dev/hvc1): text lines, "\n"-terminated.
+ *   host -> guest   "signal <n>\n"   send signal n to the workload (its
+ *                                    process group when it has one)
+ *   guest -> host   "started <pid>\n"  the workload was exec'd as guest pid
+ *                   "exit <value>\n"   the workload ended; value is the
+ *                                      hypercall value below, in decimal.
+ *                                      Sent before the hypercall, because
+ *                                      QEMU's isa-debug-exit status only
+ *                                      keeps 7 bits of it.
+ *   Unknown lines are ignored (forward compatible).
+ *
+ * Exit: a 32-bit OUT to HV_HCALL_PORT (vmm.h) with the exit code, or the
+ * signal number | HV_HCALL_SIGNALED, or HV_HCALL_PANIC | code when the init
+ * itself failed (it prints one "hvrun-init: ..." line to the kernel console
+ * first).  Then reboot(RB_POWER_OFF) as a fallback.
+ */
+#ifndef HVRUN_GUEST_PROTO_H
+#define HVRUN_GUEST_PROTO_H
+#include "vm.h"
+
+/* Kernel command line the guest kernel needs on every engine.
+ *  console=ttyS0          kernel log on the 8250 (kernel_log_fd)
+ *  reboot=t               triple-fault reboot: no BIOS/ACPI paths
+ *  panic=-1               reboot at once on panic (the VMM sees a reset)
+ *  tsc_early_khz / lpj    are added by the engine (skip calibration)
+ *  no_timer_check         skip the IO-APIC timer sanity check
+ *  mitigations=off        no speculation-barrier setup (privileged writes)
+ *  cryptomgr.notests      no crypto self-tests
+ *  i8042.* / noreplace-smp  nothing to probe, no text patching at SMP boot */
+#define HV_GUEST_CMDLINE_BASE                                                          \
+  "console=ttyS0 reboot=t panic=-1 no_timer_check mitigations=off "                    \
+  "cryptomgr.notests quiet loglevel=4 rdinit=/init"
+/* Added on PVM hosts (kvm_pvm loaded): SYSCALL is emulated from #UD (our
+ * kernel patch), and features whose instructions PVM's emulator lacks are
+ * hidden (the VMM should also not offer them in CPUID). */
+#define HV_GUEST_CMDLINE_PVM                                                           \
+  "hvrun.pvm=1 noxsave nopku nofsgsbase clearcpuid=smap,smep,pcid,invpcid"
+
+#define HV_GUEST_CONFIG_PATH "/hvrun/config.json"
+#define HV_GUEST_INIT_PATH "/init"
+
+/* Is /dev/kvm provided by PVM (kvm_pvm)? */
+bool hv_host_is_pvm(void);
+/* Host TSC frequency in kHz from /proc/cpuinfo or sysfs, 0 if unknown. */
+unsigned long hv_host_tsc_khz(void);
+
+/* Write a cpio "newc" archive to `out_path` holding /init (a copy of the
+ * file `init_path`, mode 0755), /hvrun/config.json (`config_json`, mode
+ * 0600) and the directories and /dev/console node the init needs.  It is
+ * written to a temp file next to out_path and renamed into place. */
+int hv_initrd_write(const char *out_path, const char *init_path, const char *config_json,
+                    size_t config_len, hv_error_t *err);
+
+/* Build the erofs image `out_path` from directory `dir` (mkfs.erofs). */
+int hv_rootdisk_from_dir(const char *dir, const char *out_path, hv_error_t *err);
+
+/* The `--engine qemu` path: boot c->kernel/c->initrd/c->root_disk under
+ * qemu-system-x86_64 -M microvm (KVM when usable, TCG otherwise) with the same
+ * consoles and control channel as hv_vm_run.  *exit_status is the workload
+ * status as a shell would print it.  HVRUN_QEMU (env) overrides the binary,
+ * HVRUN_QEMU_ACCEL=tcg|kvm forces the accelerator. */
+int hv_vm_run_qemu(const struct hv_vm_config *c, int *exit_status, hv_error_t *err);
+
+/* Decode a hypercall value into a shell status (code, or 128+signal).
+ * Returns HV_VM_EXIT_STATUS or HV_VM_EXIT_PANIC. */
+enum hv_vm_exit hv_hcall_decode(uint32_t value, int *exit_status);
+#endif
