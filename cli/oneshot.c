@@ -22,9 +22,6 @@
 #pragma weak hv_image_apply_to_spec
 #pragma weak hv_image_rootfs_mount
 #pragma weak hv_image_rootfs_release
-/* runtime/policy.c may not be in every build yet. */
-#pragma weak hv_policy_apply
-#pragma weak hv_policy_clear
 
 struct oneshot {
   const char *memory, *cpus, *cpuset, *memory_swap, *pids, *blkio_weight, *workdir, *user,
@@ -392,11 +389,8 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
   }
   if (!cfg->bundle)
     cfg->bundle = hv_xstrdup(t.bundle);
-  if (!hv_policy_apply) {
-    hv_warn("policy flags are ignored: hv_policy_apply is not built in");
-  } else if (hv_policy_apply(&pol, cfg, &err) < 0) {
+  if (hv_policy_apply(&pol, cfg, &err) < 0)
     goto out;
-  }
 
   if (f.tty) {
     if (cli_console_listen(&con, &err) < 0 || cli_console_attach(&con, f.interactive, &err) < 0)
@@ -431,8 +425,7 @@ out:
   if (cfg)
     hv_oci_free(cfg);
   target_release(&t);
-  if (hv_policy_clear)
-    hv_policy_clear(&pol);
+  hv_policy_clear(&pol);
   if (opened)
     cli_ctx_close(&c);
   free(f.read_bps);

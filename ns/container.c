@@ -184,6 +184,26 @@ static char *default_cgroups_path(const char *id, bool systemd) {
   return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
 }
 
+/* Configs (runc spec, podman, containerd) start linux.resources.devices
+ * with "deny all".  The cgroup layer already writes deny-all and then the
+ * default devices (null, zero, ptmx, pts ...) *before* the spec's rules,
+ * so a leading deny-all would revoke the defaults; runc applies it before
+ * its defaults.  Dropping it when it is the first rule is equivalent. */
+static void drop_leading_deny_all(struct hv_oci_resources *r) {
+  while (r->n_devices) {
+    struct hv_oci_device_cgroup *d = &r->devices[0];
+    bool all_access = !d->access || strspn(d->access, "rwm") == strlen(d->access) ?
+                      (!d->access || (strchr(d->access, 'r') && strchr(d->access, 'w') &&
+                                      strchr(d->access, 'm')))
+                      : false;
+    if (d->allow || (d->type && d->type != 'a') || d->has_major || d->has_minor || !all_access)
+      return;
+    free(d->access);
+    memmove(&r->devices[0], &r->devices[1], (r->n_devices - 1) * sizeof *d);
+    r->n_devices--;
+  }
+}
+
 static void undo_create(struct hv_context *ctx, struct hv_state *st, struct hv_cgroup *cg) {
   hv_error_t e = NULL;
   if (st->pid > 0 && ns_pid_alive(st))
@@ -224,6 +244,7 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     return hv_error(err, errno, "mkfifo `%s`", fifo);
   }
 
+  drop_leading_deny_all(&cfg->linux.resources);
   cleanup_free char *defcg = default_cgroups_path(o->id, ctx->systemd_cgroup);
   const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
   struct hv_cgroup *cg = NULL;
