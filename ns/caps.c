@@ -117,7 +117,7 @@ int hv_caps_apply(const struct hv_oci_capabilities *c, hv_error_t *err) {
       continue;
     char nb[64];
     if (cap_set_ambient(i, CAP_SET) < 0)
-      hv_warn("process.capabilities.ambient: cannot raise %s (it must also be permitted and "
+      hv_debug("process.capabilities.ambient: cannot raise %s (it must also be permitted and "
               "inheritable): %s",
               cap_name(i, nb), strerror(errno));
   }
