@@ -92,6 +92,13 @@ int cg_bpf_build(const struct cg_dev_rule *rules, size_t n, struct bpf_insn **ou
     for (size_t j = 0; j < nj; j++)
       p[jumps[j]].off = (int16_t)(k - (jumps[j] + 1));
     (void)start;
+    /* An unconditional rule ("a *:* rwm") decides everything that reaches
+     * it; code after it would be unreachable, which the verifier rejects. */
+    if (nj == 0) {
+      *out = p;
+      *n_insn = k;
+      return 0;
+    }
   }
   p[k++] = MOV_IMM(R0, 0); /* no rule matched: deny */
   p[k++] = EXIT();
@@ -126,12 +133,13 @@ int cg_bpf_load(const struct bpf_insn *insns, size_t n, int *prog_fd, hv_error_t
   fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
   if (fd >= 0)
     close(fd);
-  size_t l = strlen(log);
-  while (l && log[l - 1] == '\n')
-    log[--l] = 0;
-  const char *last = strrchr(log, '\n');
+  /* The verifier's complaint is the last line before its statistics. */
+  const char *why = NULL;
+  for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n"))
+    if (strncmp(line, "processed ", 10) && strncmp(line, "verification time", 17))
+      why = line;
   return hv_error(err, e, "cgroups: load the device eBPF program (%zu instructions)%s%s", n,
-                  l ? ": verifier: " : "", l ? (last ? last + 1 : log) : "");
+                  why ? ": verifier: " : "", why ? why : "");
 }
 
 int cg_bpf_attach(const char *dir, int prog_fd, hv_error_t *err) {

@@ -580,8 +580,8 @@ static void test_v2_resources(void **state) {
   assert_file("hvrun/c2/io.max", "8:16 wbps=4096");
   assert_file("hvrun/c2/pids.max", "16");
   assert_file("hvrun/c2/hugetlb.2MB.max", "2097152");
-  /* the default device program: 7 + 2 (deny all) + 7*5 + 4 (pts) + 2 */
-  assert_file("hvrun/c2/devices.bpf", "50");
+  /* the default device program: 7 + 7*5 + 4 (pts) + 2 (deny all) */
+  assert_file("hvrun/c2/devices.bpf", "48");
   assert_non_null(strstr(hv_cg_path(cg), "\"layout\":\"v2\""));
   hv_error_t err = NULL;
   assert_int_equal(hv_cg_freeze(cg, true, &err), 0);
@@ -711,7 +711,14 @@ static void test_bpf_program(void **state) {
   /* rule 0: deny all: unconditional */
   expect(&p[27], BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
   expect(&p[28], BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
-  assert_int_equal(n, 31);
+  /* nothing after an unconditional rule (the verifier rejects dead code) */
+  assert_int_equal(n, 29);
+  free(p);
+  /* without a catch-all, the epilogue denies */
+  cg_bpf_build(&rules[1], 1, &p, &n);
+  assert_int_equal(n, 7 + 5 + 2);
+  expect(&p[12], BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+  expect(&p[13], BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
   free(p);
 
   /* default set as cg_dev_rules builds it */
@@ -724,7 +731,7 @@ static void test_bpf_program(void **state) {
   assert_int_equal(dr[8].major, 136);
   assert_int_equal(dr[8].minor, -1);
   cg_bpf_build(dr, nd, &p, &n);
-  assert_int_equal(n, 50);
+  assert_int_equal(n, 48);
   free(p);
   free(dr);
 }
