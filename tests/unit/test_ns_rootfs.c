@@ -27,6 +27,9 @@ struct rootfs_case {
   bool expect_exec_fail;
   const char *expect_msg;
   int expect_status;
+  struct hv_oci_capabilities *caps;
+  struct hv_oci_seccomp *seccomp;
+  bool nnp;
 };
 
 static void fill_config(struct hv_oci_config *c, struct hv_oci_mount *m, size_t *n,
@@ -137,8 +140,10 @@ static void rootfs_child(void *arg) {
                              .soft = 256};
   p.rlimits = &rl;
   p.n_rlimits = 1;
+  p.capabilities = tc->caps;
+  p.no_new_privileges = tc->nnp;
   CHECK(dup2(tc->outfd, 1) == 1);
-  int r = ns_finalize_and_exec(&p, NULL, &err);
+  int r = ns_finalize_and_exec(&p, tc->seccomp, &err);
   /* only reached when exec failed */
   if (tc->expect_exec_fail) {
     CHECK(r < 0 && err);
@@ -263,6 +268,48 @@ static void test_validate_config(void **state) {
   hv_error_release(&err);
 }
 
+/* Capabilities survive the switch to uid 1000 (ambient ones even the
+ * exec), and seccomp loads in both orders: before the uid switch without
+ * noNewPrivileges (needs CAP_SYS_ADMIN), last with it. */
+static void seccomp_caps_case(bool nnp) {
+  static char *args[] = {"sh", "-c",
+                         "mkdir /tmp/a; echo rc=$?; grep -e CapEff -e CapBnd -e NoNewPrivs -e "
+                         "'Seccomp:' /proc/self/status",
+                         NULL};
+  static char *env[] = {"PATH=/bin", NULL};
+  static char *kill_only[] = {"CAP_KILL", NULL};
+  static char *kill_chown[] = {"CAP_KILL", "CAP_CHOWN", NULL};
+  struct hv_oci_capabilities caps = {.bounding = kill_chown, .effective = kill_chown,
+                                     .permitted = kill_chown, .inheritable = kill_only,
+                                     .ambient = kill_only};
+  static char *names[] = {"mkdir", "mkdirat", NULL};
+  struct hv_oci_seccomp_syscall sc = {.names = names, .action = "SCMP_ACT_ERRNO",
+                                      .has_errno_ret = true, .errno_ret = EXDEV};
+  struct hv_oci_seccomp sec = {.default_action = "SCMP_ACT_ALLOW", .syscalls = &sc,
+                               .n_syscalls = 1};
+  struct rootfs_case tc = {.args = args, .env = env, .cwd = "/", .uid = 1000, .gid = 1000,
+                           .caps = &caps, .seccomp = &sec, .nnp = nnp};
+  int st;
+  char *out = run_case(&tc, &st);
+  assert_child_ok(st);
+  char want[256];
+  snprintf(want, sizeof want,
+           "rc=1\nCapEff:\t0000000000000020\nCapBnd:\t0000000000000021\nNoNewPrivs:\t%d\n"
+           "Seccomp:\t2\n",
+           nnp ? 1 : 0);
+  assert_string_equal(out, want);
+}
+
+static void test_seccomp_caps_no_nnp(void **state) {
+  (void)state;
+  seccomp_caps_case(false);
+}
+
+static void test_seccomp_caps_nnp(void **state) {
+  (void)state;
+  seccomp_caps_case(true);
+}
+
 /* In a user namespace mknod is refused: default devices are bind mounts
  * of the host nodes, sysfs falls back to a bind of /sys, and read-only
  * remounts keep the flags the kernel locked. */
@@ -369,6 +416,8 @@ int main(void) {
       cmocka_unit_test(test_exec_not_executable),
       cmocka_unit_test(test_cwd_magic_link_refused),
       cmocka_unit_test(test_user_namespace),
+      cmocka_unit_test(test_seccomp_caps_no_nnp),
+      cmocka_unit_test(test_seccomp_caps_nnp),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
