@@ -5,7 +5,8 @@
 #include <string.h>
 
 /* What every container may use: null, zero, full, random, urandom, tty,
- * ptmx and the pty slaves (major 136). */
+ * ptmx and the pty slaves (major 136).  Order: deny all, these, then the
+ * spec's rules, so a spec rule can still deny one of them. */
 static const struct cg_dev_rule default_rules[] = {
     {true, 'c', 1, 3, "rwm"}, {true, 'c', 1, 5, "rwm"}, {true, 'c', 1, 7, "rwm"},
     {true, 'c', 1, 8, "rwm"}, {true, 'c', 1, 9, "rwm"}, {true, 'c', 5, 0, "rwm"},
@@ -15,7 +16,7 @@ static const struct cg_dev_rule default_rules[] = {
 int cg_dev_rules(const struct hv_oci_resources *r, struct cg_dev_rule **out, size_t *n,
                  hv_error_t *err) {
   size_t nd = sizeof default_rules / sizeof default_rules[0];
-  size_t total = 1 + nd + (r ? r->n_devices : 0);
+  size_t total = (1 + nd) * (1 + (r ? r->n_devices : 0));
   struct cg_dev_rule *v = hv_xmalloc0(total * sizeof(*v));
   size_t k = 0;
   v[k++] = (struct cg_dev_rule){false, 'a', -1, -1, "rwm"}; /* deny everything first */
@@ -23,6 +24,20 @@ int cg_dev_rules(const struct hv_oci_resources *r, struct cg_dev_rule **out, siz
     v[k++] = default_rules[i];
   for (size_t i = 0; r && i < r->n_devices; i++) {
     const struct hv_oci_device_cgroup *d = &r->devices[i];
+    /* Configs from runc spec, podman and containerd begin with
+     * {"allow": false, "access": "rwm"}: read it as "reset to the base"
+     * (deny all, then the defaults), or it would take away /dev/null and
+     * friends, which runc keeps by appending its defaults after the spec. */
+    bool all_type = !d->type || d->type == 'a';
+    bool all_acc = !d->access || !*d->access ||
+                   (strchr(d->access, 'r') && strchr(d->access, 'w') && strchr(d->access, 'm'));
+    if (!d->allow && all_type && all_acc && (!d->has_major || d->major == -1) &&
+        (!d->has_minor || d->minor == -1)) {
+      v[k++] = v[0];
+      for (size_t j = 0; j < nd; j++)
+        v[k++] = default_rules[j];
+      continue;
+    }
     struct cg_dev_rule *x = &v[k++];
     x->allow = d->allow;
     x->type = d->type ? d->type : 'a';
@@ -58,10 +73,7 @@ int cg_v1_devices(const char *dir, const struct cg_dev_rule *rules, size_t n, hv
     num(maj, sizeof maj, rules[i].major);
     num(min, sizeof min, rules[i].minor);
     snprintf(line, sizeof line, "%c %s:%s %s", rules[i].type, maj, min, rules[i].access);
-    /* The rules past the defaults came from the spec: name them. */
-    size_t nd = 1 + sizeof default_rules / sizeof default_rules[0];
-    cleanup_free char *field = i >= nd ? hv_xasprintf("linux.resources.devices[%zu]", i - nd)
-                                       : hv_xstrdup("cgroups: default device rules");
+    cleanup_free char *field = hv_xasprintf("linux.resources.devices (rule `%s`)", line);
     if (cg_write(dir, rules[i].allow ? "devices.allow" : "devices.deny", line, field, err) < 0)
       return -1;
   }

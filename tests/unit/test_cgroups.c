@@ -734,6 +734,21 @@ static void test_bpf_program(void **state) {
   assert_int_equal(n, 48);
   free(p);
   free(dr);
+
+  /* a leading {"allow": false, "access": "rwm"} (runc spec) keeps the defaults */
+  struct hv_oci_device_cgroup spec[2] = {{.allow = false, .access = "rwm"},
+                                         {.allow = true, .type = 'c', .has_major = true,
+                                          .major = 10, .has_minor = true, .minor = 200}};
+  struct hv_oci_resources r = {.devices = spec, .n_devices = 2};
+  assert_int_equal(cg_dev_rules(&r, &dr, &nd, &err), 0);
+  assert_int_equal(nd, 9 + 9 + 1);
+  assert_false(dr[9].allow);
+  assert_int_equal(dr[9].type, 'a');
+  assert_true(dr[17].allow);
+  assert_int_equal(dr[17].major, 136);
+  assert_int_equal(dr[18].major, 10);
+  assert_string_equal(dr[18].access, "rwm");
+  free(dr);
 }
 
 int main(void) {

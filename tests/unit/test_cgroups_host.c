@@ -434,6 +434,7 @@ static int open_null_zero(void) {
   return 0;
 }
 
+
 static int open_null(void) { return open("/dev/null", O_RDONLY) >= 0 ? 0 : 1; }
 
 static void test_devices_v1(void **state) {
@@ -454,6 +455,17 @@ static void test_devices_v1(void **state) {
   enter(cg, &c);
   go(&c);
   int st;
+  assert_int_equal(waitpid(c.pid, &st, 0), c.pid);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+  destroy(cg);
+  /* runc spec's leading deny-all keeps the default devices usable */
+  struct hv_oci_device_cgroup deny_all = {.allow = false, .access = "rwm"};
+  r.devices = &deny_all, r.n_devices = 1;
+  cg = create("dev2", &r);
+  c = spawn(open_null);
+  enter(cg, &c);
+  go(&c);
   assert_int_equal(waitpid(c.pid, &st, 0), c.pid);
   assert_true(WIFEXITED(st));
   assert_int_equal(WEXITSTATUS(st), 0);
