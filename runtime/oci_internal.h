@@ -60,6 +60,8 @@ int oci_get_string(oci_ctx *c, json_t *obj, const char *key, bool required, char
 int oci_get_bool(oci_ctx *c, json_t *obj, const char *key, bool *out, bool *has);
 int oci_get_int(oci_ctx *c, json_t *obj, const char *key, bool required, int64_t min, int64_t max,
                 int64_t *out, bool *has);
+/* Range-checked integer value of j itself (error at the current path). */
+int oci_int_value(oci_ctx *c, json_t *j, int64_t min, int64_t max, int64_t *out);
 int oci_get_u32(oci_ctx *c, json_t *obj, const char *key, bool required, uint32_t *out, bool *has);
 int oci_get_u64(oci_ctx *c, json_t *obj, const char *key, bool required, uint64_t *out, bool *has);
 int oci_get_strv(oci_ctx *c, json_t *obj, const char *key, bool required, char ***out);

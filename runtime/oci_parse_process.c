@@ -140,11 +140,9 @@ static int parse_user(oci_ctx *c, json_t *proc, struct hv_oci_user *u) {
     for (size_t i = 0; i < u->n_additional_gids && r >= 0; i++) {
       json_t *e = json_array_get(gids, i);
       oci_push_index(c, i);
-      r = oci_expect(c, e, JSON_INTEGER);
-      if (r >= 0 && (json_integer_value(e) < 0 || json_integer_value(e) > UINT32_MAX))
-        r = oci_fail(c, "gid %lld is out of range", (long long)json_integer_value(e));
-      if (r >= 0)
-        u->additional_gids[i] = (uint32_t)json_integer_value(e);
+      int64_t gid = 0;
+      r = oci_int_value(c, e, 0, UINT32_MAX, &gid);
+      u->additional_gids[i] = (uint32_t)gid;
       oci_pop(c);
     }
     oci_pop(c);

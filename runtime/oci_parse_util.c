@@ -62,12 +62,73 @@ int oci_fail(oci_ctx *c, const char *fmt, ...) {
   return hv_error(c->err, 0, "%s:%u:%u: %s", c->name, line, col, what);
 }
 
+/* jansson keeps integers in a signed 64-bit type and rejects larger
+ * literals, but the spec has uint64 fields and Go writes e.g. an unlimited
+ * rlimit as 18446744073709551615.  Such literals are rewritten (in a copy
+ * given to jansson only) into marker strings "\x01u64:<digits>" that the
+ * integer getters understand and every other getter rejects as an
+ * integer.  Positions still come from the original text.  cfg->raw keeps
+ * the marker strings; dumped and parsed again they read back the same. */
+#define BIG_MARK "\x01u64:"
+
+static bool big_literal(const char *d, size_t n) {
+  static const char max[] = "9223372036854775807";
+  return n > 19 || (n == 19 && memcmp(d, max, 19) > 0);
+}
+
+static char *patch_big_ints(const char *t, size_t len, size_t *out_len) {
+  char *buf = NULL;
+  size_t sz = 0;
+  FILE *f = NULL;
+  size_t copied = 0;
+  for (size_t i = 0; i < len;) {
+    if (t[i] == '"') {
+      for (i++; i < len && t[i] != '"'; i++)
+        if (t[i] == '\\')
+          i++;
+      i++;
+      continue;
+    }
+    bool token_start = i == 0 || strchr(":[, \t\r\n", t[i - 1]);
+    if (!(t[i] >= '0' && t[i] <= '9') || !token_start) {
+      i++;
+      continue;
+    }
+    size_t start = i;
+    while (i < len && t[i] >= '0' && t[i] <= '9')
+      i++;
+    if (i < len && strchr(".eE", t[i]))
+      continue; /* a real number: jansson copes */
+    if (!big_literal(t + start, i - start))
+      continue;
+    if (!f && !(f = open_memstream(&buf, &sz)))
+      abort();
+    fwrite(t + copied, 1, start - copied, f);
+    fprintf(f, "\"\\u0001u64:%.*s\"", (int)(i - start), t + start);
+    copied = i;
+  }
+  if (!f)
+    return NULL;
+  fwrite(t + copied, 1, len - copied, f);
+  fclose(f);
+  *out_len = sz;
+  return buf;
+}
+
+/* The digits of a rewritten big integer, or NULL. */
+static const char *big_digits(const json_t *j) {
+  const char *s = json_string_value(j);
+  return s && strncmp(s, BIG_MARK, strlen(BIG_MARK)) == 0 ? s + strlen(BIG_MARK) : NULL;
+}
+
 int oci_decode(oci_ctx *c, json_t **out) {
   json_error_t je;
-  json_t *j = json_loadb(c->text, c->len, 0, &je);
+  size_t plen = 0;
+  cleanup_free char *patched = patch_big_ints(c->text, c->len, &plen);
+  json_t *j = patched ? json_loadb(patched, plen, 0, &je) : json_loadb(c->text, c->len, 0, &je);
   if (!j) {
-    /* jansson's column is 1-based and points past the bad token's start;
-     * line 0/-1 means it could not tell (e.g. empty input). */
+    /* jansson's line/column are 1-based; <= 0 means it could not tell
+     * (e.g. empty input). */
     int line = je.line > 0 ? je.line : 1, col = je.column > 0 ? je.column : 1;
     return hv_error(c->err, 0, "%s:%d:%d: syntax error: %s", c->name, line, col, je.text);
   }
@@ -82,6 +143,8 @@ int oci_decode(oci_ctx *c, json_t **out) {
 }
 
 const char *oci_type_name(const json_t *j) {
+  if (big_digits(j))
+    return "integer";
   switch (json_typeof(j)) {
   case JSON_OBJECT: return "object";
   case JSON_ARRAY: return "array";
@@ -110,6 +173,8 @@ static const char *expected_name(json_type t) {
 }
 
 int oci_expect(oci_ctx *c, const json_t *j, json_type t) {
+  if (big_digits(j))
+    return t == JSON_INTEGER ? 0 : oci_fail(c, "expected %s, got integer", expected_name(t));
   bool ok = json_typeof(j) == t || (t == JSON_TRUE && json_is_boolean(j)) ||
             (t == JSON_FALSE && json_is_boolean(j));
   if (ok)
@@ -173,26 +238,32 @@ int oci_get_bool(oci_ctx *c, json_t *obj, const char *key, bool *out, bool *has)
   return 0;
 }
 
+int oci_int_value(oci_ctx *c, json_t *v, int64_t min, int64_t max, int64_t *out) {
+  int r = oci_expect(c, v, JSON_INTEGER);
+  if (r < 0)
+    return r;
+  const char *big = big_digits(v);
+  if (big)
+    return oci_fail(c, "%s is out of range [%lld, %lld]", big, (long long)min, (long long)max);
+  json_int_t x = json_integer_value(v);
+  if (x < min || x > max)
+    return min == 0 && x < 0 ? oci_fail(c, "must not be negative (got %lld)", (long long)x)
+                             : oci_fail(c, "%lld is out of range [%lld, %lld]", (long long)x,
+                                        (long long)min, (long long)max);
+  *out = x;
+  return 0;
+}
+
 int oci_get_int(oci_ctx *c, json_t *obj, const char *key, bool required, int64_t min, int64_t max,
                 int64_t *out, bool *has) {
   json_t *v = member(obj, key);
   if (!v)
     return required ? missing(c, key) : 0;
   oci_push_key(c, key);
-  int r = oci_expect(c, v, JSON_INTEGER);
-  if (r == 0) {
-    json_int_t x = json_integer_value(v);
-    if (x < min || x > max)
-      r = min == 0 && x < 0 ? oci_fail(c, "must not be negative (got %lld)", (long long)x)
-                            : oci_fail(c, "%lld is out of range [%lld, %lld]", (long long)x,
-                                       (long long)min, (long long)max);
-    else {
-      *out = x;
-      if (has)
-        *has = true;
-    }
-  }
+  int r = oci_int_value(c, v, min, max, out);
   oci_pop(c);
+  if (r == 0 && has)
+    *has = true;
   return r;
 }
 
@@ -208,18 +279,34 @@ int oci_get_u32(oci_ctx *c, json_t *obj, const char *key, bool required, uint32_
   return r;
 }
 
-/* jansson's integers are signed 64-bit, so this covers [0, INT64_MAX];
- * larger literals are rejected by jansson itself. */
+/* The full uint64 range, via the big-integer markers above INT64_MAX. */
 int oci_get_u64(oci_ctx *c, json_t *obj, const char *key, bool required, uint64_t *out, bool *has) {
-  int64_t x;
-  bool h = false;
-  int r = oci_get_int(c, obj, key, required, 0, INT64_MAX, &x, &h);
-  if (r == 0 && h) {
-    *out = (uint64_t)x;
-    if (has)
-      *has = true;
+  json_t *v = member(obj, key);
+  const char *big = v ? big_digits(v) : NULL;
+  if (!big) {
+    int64_t x;
+    bool h = false;
+    int r = oci_get_int(c, obj, key, required, 0, INT64_MAX, &x, &h);
+    if (r == 0 && h) {
+      *out = (uint64_t)x;
+      if (has)
+        *has = true;
+    }
+    return r;
   }
-  return r;
+  errno = 0;
+  char *end;
+  unsigned long long x = strtoull(big, &end, 10);
+  if (errno || *end) {
+    oci_push_key(c, key);
+    int r = oci_fail(c, "%s is out of range [0, %llu]", big, (unsigned long long)UINT64_MAX);
+    oci_pop(c);
+    return r;
+  }
+  *out = x;
+  if (has)
+    *has = true;
+  return 0;
 }
 
 int oci_get_strv(oci_ctx *c, json_t *obj, const char *key, bool required, char ***out) {

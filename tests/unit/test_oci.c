@@ -241,6 +241,49 @@ static void test_enum_validation(void **state) {
   }
 }
 
+/* uint64 fields take the full range (Go writes unlimited as 2^64-1);
+ * elsewhere such literals are range or type errors at their position. */
+static void test_big_integers(void **state) {
+  (void)state;
+  char *t = with(", \"rlimits\": [{\"type\": \"RLIMIT_MEMLOCK\", \"hard\": 18446744073709551615, "
+                 "\"soft\": 9223372036854775808}]", "");
+  hv_error_t err = NULL;
+  struct hv_oci_config *c = NULL;
+  if (hv_oci_parse(t, strlen(t), "config.json", &c, &err) < 0)
+    fail_msg("%s", err->msg);
+  assert_true(c->process->rlimits[0].hard == UINT64_MAX);
+  assert_true(c->process->rlimits[0].soft == 9223372036854775808ULL);
+  /* cfg->raw re-serialized (ns/ saves it for exec/delete) parses the same */
+  char *again = json_dumps(c->raw, 0);
+  hv_oci_free(c);
+  if (hv_oci_parse(again, strlen(again), "saved.json", &c, &err) < 0)
+    fail_msg("%s", err->msg);
+  assert_true(c->process->rlimits[0].hard == UINT64_MAX);
+  hv_oci_free(c);
+  free(again);
+  free(t);
+  t = with(", \"user\": {\"uid\": 18446744073709551615}", "");
+  expect_err(t, "config.json:4:59: process.user.uid: 18446744073709551615 is out of range [0, "
+                "4294967295]");
+  free(t);
+  t = with(", \"rlimits\": [{\"type\": \"RLIMIT_CORE\", \"hard\": 18446744073709551616, \"soft\": 1}]",
+           "");
+  char *m = parse_err(t);
+  assert_non_null(strstr(m, "process.rlimits[0].hard: 18446744073709551616 is out of range"));
+  free(m);
+  free(t);
+  t = with(", \"env\": [\"A=99999999999999999999\", 99999999999999999999]", "");
+  m = parse_err(t);
+  assert_non_null(strstr(m, "process.env[1]: expected string, got integer"));
+  free(m);
+  free(t);
+  t = with(", \"user\": {\"additionalGids\": [1, 99999999999999999999]}", "");
+  m = parse_err(t);
+  assert_non_null(strstr(m, "process.user.additionalGids[1]: 99999999999999999999 is out of range"));
+  free(m);
+  free(t);
+}
+
 /* ---- full round trip ------------------------------------------------ */
 
 static const char *full_config =
@@ -585,6 +628,7 @@ int main(void) {
       cmocka_unit_test(test_bad_namespace),
       cmocka_unit_test(test_relative_cwd_and_required),
       cmocka_unit_test(test_enum_validation),
+      cmocka_unit_test(test_big_integers),
       cmocka_unit_test(test_full_roundtrip),
       cmocka_unit_test(test_process_and_resources),
       cmocka_unit_test(test_load),
