@@ -138,9 +138,10 @@ static void test_mount_one(void **state) {
   fputs("from-host\n", f);
   fclose(f);
   struct mcase mc = {root, host, outside};
-  assert_child_ok(run_child(mount_child, &mc));
-  remove_tree(dir);
+  int st = run_child(mount_child, &mc);
+  remove_tree(dir); /* before asserting, so a failure leaves nothing behind */
   free(dir);
+  assert_child_ok(st);
 }
 
 int main(void) {
