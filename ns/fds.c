@@ -21,7 +21,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 /* Fallback without close_range: walk /proc/self/fd. */
-static int close_by_proc(int first, const int *keep, size_t n_keep, hv_error_t *err) {
+int ns_close_fds_by_proc(int first, const int *keep, size_t n_keep, hv_error_t *err) {
   DIR *d = opendir("/proc/self/fd");
   if (!d)
     return hv_error(err, errno, "close fds: open /proc/self/fd");
@@ -65,7 +65,7 @@ int ns_close_fds(int preserve_fds, const int *keep, size_t n_keep, hv_error_t *e
     if (i < n)
       lo = hi + 1;
   }
-  if (fallback && close_by_proc(first, keep, n_keep, err) < 0)
+  if (fallback && ns_close_fds_by_proc(first, keep, n_keep, err) < 0)
     return -1;
   /* The kept fds belong to the runtime: make sure they go at execve. */
   for (size_t i = 0; i < n; i++) {

@@ -61,6 +61,10 @@ int ns_apply_hostname(const struct hv_oci_config *cfg, hv_error_t *err);
 int ns_mask_paths(char *const *paths, hv_error_t *err);
 int ns_readonly_paths(char *const *paths, hv_error_t *err);
 
+/* ---- fds (fds.c) ---- */
+/* ns_close_fds' fallback when close_range is missing: walk /proc/self/fd. */
+int ns_close_fds_by_proc(int first, const int *keep, size_t n_keep, hv_error_t *err);
+
 /* ---- capabilities (caps.c) ---- */
 /* "CAP_SYS_ADMIN" (any case) -> number, or -1 if unknown to libcap or the kernel. */
 int ns_cap_from_name(const char *name);

@@ -34,6 +34,22 @@ static void test_close_fds(void **state) {
   assert_child_ok(run_child(close_child, NULL));
 }
 
+static void proc_child(void *arg) {
+  (void)arg;
+  int a = open("/dev/null", O_RDONLY), b = open("/dev/null", O_RDONLY);
+  int c = open("/dev/null", O_RDONLY);
+  CHECK(a >= 3 && b > a && c > b);
+  int keep[] = {b};
+  hv_error_t err = NULL;
+  CHECK_OK(ns_close_fds_by_proc(a, keep, 1, &err), &err);
+  CHECK(!is_open(a) && is_open(b) && !is_open(c) && is_open(2));
+}
+
+static void test_close_fds_procfs_fallback(void **state) {
+  (void)state;
+  assert_child_ok(run_child(proc_child, NULL));
+}
+
 static void test_negative(void **state) {
   (void)state;
   hv_error_t err = NULL;
@@ -45,6 +61,7 @@ static void test_negative(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_close_fds),
+      cmocka_unit_test(test_close_fds_procfs_fallback),
       cmocka_unit_test(test_negative),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -140,6 +140,9 @@ static void rootfs_child(void *arg) {
                              .soft = 256};
   p.rlimits = &rl;
   p.n_rlimits = 1;
+  p.io_priority_class = "IOPRIO_CLASS_BE";
+  p.io_priority = 3;
+  p.exec_cpu_affinity_final = "0";
   p.capabilities = tc->caps;
   p.no_new_privileges = tc->nnp;
   CHECK(dup2(tc->outfd, 1) == 1);
@@ -190,7 +193,7 @@ static void test_busybox_container(void **state) {
   (void)state;
   static char *args[] = {"sh", "-c",
                          "id -u; id -g; id -G; pwd; umask; cat /proc/self/oom_score_adj; "
-                         "ulimit -n; hostname",
+                         "ulimit -n; hostname; busybox ionice; busybox nproc",
                          NULL};
   static char *env[] = {"PATH=/usr/bin:/bin", "HOME=/", NULL};
   struct rootfs_case tc = {.args = args, .env = env, .cwd = "/tmp/work", .uid = 1000,
@@ -198,7 +201,8 @@ static void test_busybox_container(void **state) {
   int st;
   char *out = run_case(&tc, &st);
   assert_child_ok(st);
-  assert_string_equal(out, "1000\n1001\n1001 11 12\n/tmp/work\n0027\n500\n256\nb1-test-host\n");
+  assert_string_equal(out, "1000\n1001\n1001 11 12\n/tmp/work\n0027\n500\n256\nb1-test-host\n"
+                           "best-effort: prio 3\n1\n");
 }
 
 static void test_exec_not_found(void **state) {
