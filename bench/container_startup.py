@@ -83,6 +83,7 @@ def main():
     ap.add_argument("--hvrun", default=os.path.abspath("build/hvrun"))
     ap.add_argument("--json")
     a = ap.parse_args()
+    a.hvrun = os.path.abspath(a.hvrun)
     if not in_private_ns():
         reexec_in_ns()
     peers = {"hvrun": a.hvrun, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
