@@ -10,6 +10,37 @@
 
 #define CPU_PERIOD_US 100000
 
+/* cfg->raw must say what the typed model says: the container backend
+ * saves it for exec and delete, and hooks may read it.  Get or create the
+ * object at raw.k1.k2... (NULL when there is no raw document). */
+static json_t *raw_obj(struct hv_oci_config *c, const char *k1, const char *k2, const char *k3) {
+  const char *keys[] = {k1, k2, k3};
+  json_t *o = c->raw;
+  for (size_t i = 0; o && i < 3 && keys[i]; i++) {
+    json_t *next = json_object_get(o, keys[i]);
+    if (!json_is_object(next)) {
+      next = json_object();
+      json_object_set_new(o, keys[i], next);
+    }
+    o = next;
+  }
+  return o;
+}
+
+static void raw_set(json_t *obj, const char *key, json_t *v) {
+  if (obj)
+    json_object_set_new(obj, key, v);
+  else
+    json_decref(v);
+}
+
+static json_t *strv_to_json(char **v) {
+  json_t *a = json_array();
+  for (size_t i = 0; v && v[i]; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
 /* The capabilities a container gets unless told otherwise: the set the
  * widely used container default grants (docker's 14). */
 static const char *const default_caps[] = {
@@ -77,7 +108,8 @@ static char **caps_to_strv(const bool set[64]) {
 
 /* default set + add - drop, docker-style: "ALL" in drop starts from
  * nothing (then adds), "ALL" in add starts from everything (then drops). */
-static int apply_caps(const struct hv_policy *p, struct hv_oci_process *proc, hv_error_t *err) {
+static int apply_caps(const struct hv_policy *p, struct hv_oci_config *c, hv_error_t *err) {
+  struct hv_oci_process *proc = c->process;
   bool set[64] = {0};
   for (size_t i = 0; default_caps[i]; i++)
     set[oci_cap_from_name(default_caps[i])] = true;
@@ -103,11 +135,25 @@ static int apply_caps(const struct hv_policy *p, struct hv_oci_process *proc, hv
   caps->permitted = caps_to_strv(set);
   caps->inheritable = NULL;
   caps->ambient = NULL;
+  json_t *rawproc = raw_obj(c, "process", NULL, NULL);
+  raw_set(rawproc, "capabilities",
+          json_pack("{s:o,s:o,s:o}", "bounding", strv_to_json(caps->bounding), "effective",
+                    strv_to_json(caps->effective), "permitted", strv_to_json(caps->permitted)));
   return 0;
+}
+
+/* Parse a seccomp document, returning the typed profile and its JSON. */
+static int load_seccomp(const char *text, size_t len, const char *name, struct hv_oci_seccomp **s,
+                        json_t **doc, hv_error_t *err) {
+  if (hv_oci_parse_seccomp(text, len, name, s, err) < 0)
+    return -1;
+  oci_ctx ctx = {.text = text, .len = len, .name = name, .err = err};
+  return oci_decode(&ctx, doc);
 }
 
 static int apply_seccomp(const struct hv_policy *p, struct hv_oci_config *c, hv_error_t *err) {
   struct hv_oci_seccomp *s = NULL;
+  json_t *doc = NULL;
   if (p->seccomp && strcmp(p->seccomp, "unconfined") == 0) {
     s = NULL;
   } else if (p->seccomp) {
@@ -116,15 +162,24 @@ static int apply_seccomp(const struct hv_policy *p, struct hv_oci_config *c, hv_
     if (hv_read_file(p->seccomp, &text, &len, err) < 0)
       return hv_error_wrap(err, "--security-opt seccomp=%s", p->seccomp);
     /* The parser's message names the file and the position. */
-    if (hv_oci_parse_seccomp(text, len, p->seccomp, &s, err) < 0)
+    if (load_seccomp(text, len, p->seccomp, &s, &doc, err) < 0) {
+      hv_oci_seccomp_free(s);
       return -1;
+    }
   } else {
-    if (hv_oci_parse_seccomp(hv_seccomp_default_json, hv_seccomp_default_json_len,
-                             "runtime/seccomp-default.json", &s, err) < 0)
+    if (load_seccomp(hv_seccomp_default_json, hv_seccomp_default_json_len,
+                     "runtime/seccomp-default.json", &s, &doc, err) < 0) {
+      hv_oci_seccomp_free(s);
       return hv_error_wrap(err, "built-in seccomp profile");
+    }
   }
   hv_oci_seccomp_free(c->linux.seccomp);
   c->linux.seccomp = s;
+  json_t *rawlinux = raw_obj(c, "linux", NULL, NULL);
+  if (doc)
+    raw_set(rawlinux, "seccomp", doc);
+  else if (rawlinux)
+    json_object_del(rawlinux, "seccomp");
   return 0;
 }
 
@@ -156,13 +211,33 @@ static int apply_network(const struct hv_policy *p, struct hv_oci_config *c) {
     c->linux.namespaces = v;
     c->linux.n_namespaces = w + 1;
   }
+  json_t *list = json_array();
+  for (size_t i = 0; i < c->linux.n_namespaces; i++) {
+    json_t *ns = json_pack("{s:s}", "type", c->linux.namespaces[i].type);
+    if (c->linux.namespaces[i].path)
+      json_object_set_new(ns, "path", json_string(c->linux.namespaces[i].path));
+    json_array_append_new(list, ns);
+  }
+  raw_set(raw_obj(c, "linux", NULL, NULL), "namespaces", list);
   return 0;
 }
 
-static void append_throttle(struct hv_oci_throttle_device **dst, size_t *n,
+static void append_throttle(json_t *raw_list_parent, const char *key,
+                            struct hv_oci_throttle_device **dst, size_t *n,
                             const struct hv_oci_throttle_device *src, size_t m) {
   if (!m)
     return;
+  if (raw_list_parent) {
+    json_t *list = json_object_get(raw_list_parent, key);
+    if (!json_is_array(list)) {
+      list = json_array();
+      json_object_set_new(raw_list_parent, key, list);
+    }
+    for (size_t i = 0; i < m; i++)
+      json_array_append_new(list, json_pack("{s:I,s:I,s:I}", "major", (json_int_t)src[i].major,
+                                            "minor", (json_int_t)src[i].minor, "rate",
+                                            (json_int_t)src[i].rate));
+  }
   struct hv_oci_throttle_device *v = realloc(*dst, (*n + m) * sizeof(*v));
   if (!v)
     abort();
@@ -187,6 +262,9 @@ static int apply_resources(const struct hv_policy *p, struct hv_oci_config *c, h
     r->cpu.period = CPU_PERIOD_US;
     r->cpu.quota = (int64_t)p->cpus_milli * CPU_PERIOD_US / 1000;
     r->present = true;
+    json_t *cpu = raw_obj(c, "linux", "resources", "cpu");
+    raw_set(cpu, "period", json_integer(CPU_PERIOD_US));
+    raw_set(cpu, "quota", json_integer(r->cpu.quota));
   }
   if (p->cpuset_cpus) {
     if (!valid_cpu_list(p->cpuset_cpus))
@@ -195,6 +273,7 @@ static int apply_resources(const struct hv_policy *p, struct hv_oci_config *c, h
     free(r->cpu.cpus);
     r->cpu.cpus = hv_xstrdup(p->cpuset_cpus);
     r->present = true;
+    raw_set(raw_obj(c, "linux", "resources", "cpu"), "cpus", json_string(p->cpuset_cpus));
   }
   if (p->memory < 0)
     return hv_error(err, 0, "--memory: must be positive (got %lld)", (long long)p->memory);
@@ -210,15 +289,18 @@ static int apply_resources(const struct hv_policy *p, struct hv_oci_config *c, h
     r->memory.has_limit = true;
     r->memory.limit = p->memory;
     r->present = true;
+    raw_set(raw_obj(c, "linux", "resources", "memory"), "limit", json_integer(p->memory));
   }
   if (p->memory_swap) {
     r->memory.has_swap = true;
     r->memory.swap = p->memory_swap;
+    raw_set(raw_obj(c, "linux", "resources", "memory"), "swap", json_integer(p->memory_swap));
   }
   if (p->pids) {
     r->pids.has_limit = true;
     r->pids.limit = p->pids > 0 ? p->pids : -1;
     r->present = true;
+    raw_set(raw_obj(c, "linux", "resources", "pids"), "limit", json_integer(r->pids.limit));
   }
   if (p->blkio_weight) {
     if (p->blkio_weight < 10 || p->blkio_weight > 1000)
@@ -226,24 +308,29 @@ static int apply_resources(const struct hv_policy *p, struct hv_oci_config *c, h
     r->block_io.has_weight = true;
     r->block_io.weight = p->blkio_weight;
     r->present = true;
+    raw_set(raw_obj(c, "linux", "resources", "blockIO"), "weight", json_integer(p->blkio_weight));
   }
-  if (p->n_device_read_bps || p->n_device_write_bps)
+  if (p->n_device_read_bps || p->n_device_write_bps) {
     r->present = true;
-  append_throttle(&r->block_io.throttle_read_bps, &r->block_io.n_throttle_read_bps,
-                  p->device_read_bps, p->n_device_read_bps);
-  append_throttle(&r->block_io.throttle_write_bps, &r->block_io.n_throttle_write_bps,
-                  p->device_write_bps, p->n_device_write_bps);
+    json_t *bio = raw_obj(c, "linux", "resources", "blockIO");
+    append_throttle(bio, "throttleReadBpsDevice", &r->block_io.throttle_read_bps,
+                    &r->block_io.n_throttle_read_bps, p->device_read_bps, p->n_device_read_bps);
+    append_throttle(bio, "throttleWriteBpsDevice", &r->block_io.throttle_write_bps,
+                    &r->block_io.n_throttle_write_bps, p->device_write_bps, p->n_device_write_bps);
+  }
   return 0;
 }
 
 int hv_policy_apply(const struct hv_policy *p, struct hv_oci_config *c, hv_error_t *err) {
   if (!c->process)
     return hv_error(err, 0, "policy: the config has no process");
-  if (apply_resources(p, c, err) < 0 || apply_caps(p, c->process, err) < 0 ||
+  if (apply_resources(p, c, err) < 0 || apply_caps(p, c, err) < 0 ||
       apply_seccomp(p, c, err) < 0 || apply_network(p, c) < 0)
     return -1;
-  if (p->read_only)
+  if (p->read_only) {
     c->root.readonly = true;
+    raw_set(raw_obj(c, "root", NULL, NULL), "readonly", json_true());
+  }
   return 0;
 }
 

@@ -42,6 +42,17 @@ static char **strv(const char *a, const char *b) {
   return v;
 }
 
+/* cfg->raw, dumped and parsed again, says what the typed model says. */
+static struct hv_oci_config *reparse_raw(const struct hv_oci_config *c) {
+  char *text = json_dumps(c->raw, 0);
+  struct hv_oci_config *again = NULL;
+  hv_error_t err = NULL;
+  if (hv_oci_parse(text, strlen(text), "raw.json", &again, &err) < 0)
+    fail_msg("%s", err->msg);
+  free(text);
+  return again;
+}
+
 static void test_defaults(void **state) {
   (void)state;
   struct hv_oci_config *c = base_config();
@@ -87,6 +98,11 @@ static void test_defaults(void **state) {
   assert_true(has_netns(c));
   assert_false(c->linux.resources.cpu.has_quota);
   assert_false(c->linux.resources.memory.has_limit);
+  struct hv_oci_config *again = reparse_raw(c);
+  assert_int_equal(hv_strv_len(again->process->capabilities->bounding), 14);
+  assert_non_null(again->linux.seccomp);
+  assert_int_equal(again->linux.seccomp->n_syscalls, c->linux.seccomp->n_syscalls);
+  hv_oci_free(again);
   hv_oci_free(c);
 }
 
@@ -127,6 +143,21 @@ static void test_resources(void **state) {
   assert_true(c->root.readonly);
   /* the default devices rule from the spec is kept */
   assert_int_equal(r->n_devices, 1);
+  struct hv_oci_config *again = reparse_raw(c);
+  r = &again->linux.resources;
+  assert_int_equal(r->cpu.period, 100000);
+  assert_int_equal(r->cpu.quota, 150000);
+  assert_string_equal(r->cpu.cpus, "0-1,3");
+  assert_int_equal(r->memory.limit, 64 << 20);
+  assert_int_equal(r->memory.swap, 128 << 20);
+  assert_int_equal(r->pids.limit, 100);
+  assert_int_equal(r->block_io.weight, 500);
+  assert_int_equal(r->block_io.n_throttle_read_bps, 1);
+  assert_int_equal(r->block_io.n_throttle_write_bps, 2);
+  assert_int_equal(r->block_io.throttle_write_bps[1].rate, 20);
+  assert_int_equal(r->n_devices, 1);
+  assert_true(again->root.readonly);
+  hv_oci_free(again);
   hv_policy_clear(&p);
   assert_null(p.cpuset_cpus);
   hv_oci_free(c);
@@ -218,6 +249,10 @@ static void test_seccomp_and_network(void **state) {
   assert_null(c->linux.seccomp);
   assert_false(has_netns(c));
   assert_int_equal(c->linux.n_namespaces, 5);
+  struct hv_oci_config *again = reparse_raw(c);
+  assert_null(again->linux.seccomp);
+  assert_false(has_netns(again));
+  hv_oci_free(again);
   hv_policy_clear(&p);
   /* none on a config without a network namespace adds one */
   p = (struct hv_policy){.network = HV_NET_NONE};
@@ -240,6 +275,10 @@ static void test_seccomp_and_network(void **state) {
   assert_int_equal(hv_policy_apply(&p, c, &err), 0);
   assert_string_equal(c->linux.seccomp->default_action, "SCMP_ACT_ALLOW");
   assert_string_equal(c->linux.seccomp->syscalls[0].names[0], "mount");
+  again = reparse_raw(c);
+  assert_string_equal(again->linux.seccomp->default_action, "SCMP_ACT_ALLOW");
+  assert_true(has_netns(again));
+  hv_oci_free(again);
   hv_policy_clear(&p);
 
   const char *bad = "{\"defaultAction\": \"SCMP_ACT_ALLOW\",\n \"syscalls\": [{\"names\": "
