@@ -196,6 +196,7 @@ struct virtio_mmio {
   uint32_t reset_gen;           /* bumped on every reset: stale pushes drop */
   uint32_t interrupt_status;    /* __atomic: read/acked without the lock */
   bool warned_access;           /* one log line per device for bad accesses */
+  uint64_t notify_exits;        /* QueueNotify writes that missed the ioeventfd */
   struct virtqueue vq[VIRTIO_MAX_QUEUES];
   int irq_fd, notify_fd[VIRTIO_MAX_QUEUES], stop_fd, kick_fd, epoll_fd, extra_fd;
   bool extra_pollable, extra_watched;

@@ -271,7 +271,9 @@ static void register_write(struct virtio_mmio *t, uint64_t off, uint32_t val) {
       vq->ready = false;
     return;
   case VIRTIO_MMIO_QUEUE_NOTIFY:
-    /* Normally swallowed by the ioeventfd; reaches us only without one. */
+    /* Normally swallowed by the ioeventfd; reaches us only without one
+     * (or for a queue index no ioeventfd matches). */
+    t->notify_exits++;
     if (val < t->ops->num_queues)
       eventfd_kick(t->notify_fd[val]);
     else

@@ -10,7 +10,7 @@
   .text
   .globl _start
 _start:
-  call virtio_init
+  call blk_init
   testl %eax, %eax
   jnz fail
   /* 1: a descriptor loop (0 -> 1 -> 0), both device-readable */
@@ -24,6 +24,7 @@ _start:
   movw $1, 28(%rdi)
   movw $0, 30(%rdi)
   xorl %ecx, %ecx
+  xorl %ebx, %ebx
   call publish
   call wait_broken
   testl %eax, %eax
@@ -45,6 +46,7 @@ _start:
   movl $QDESC, %edi
   movl $VIRTIO_BASE, 16(%rdi)     /* 64-bit addr, high half stays 0 */
   xorl %ecx, %ecx
+  xorl %ebx, %ebx
   call publish
   call wait_broken
   testl %eax, %eax
@@ -69,7 +71,7 @@ fail:
 
 /* Reset, re-initialize and read sector 1 by polling the used ring. */
 recover:
-  call virtio_init
+  call blk_init
   testl %eax, %eax
   jnz 1f
   call blk_submit_read

@@ -9,7 +9,7 @@
   .text
   .globl _start
 _start:
-  call virtio_init
+  call blk_init
   testl %eax, %eax
   jnz fail
   call setup_irq

@@ -1,4 +1,4 @@
-/* virtio_guest.h: a minimal virtio-mmio block driver for the ring-0 test
+/* virtio_guest.h: a minimal virtio-mmio driver (block, console) for the ring-0 test
  * guests (tests/unit/guests/virtio_*.S).  Include after common.h; the
  * routines are placed wherever the include is (after the guest's code).
  * The device under test is the first virtio-mmio slot (GSI 5); guest RAM
@@ -20,22 +20,22 @@
 #define REQ_DATA 0x204000
 #define IDT 0x206000
 #define QSIZE 8
+#define QSTRIDE 0x10000
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
 #endif
 
 #ifdef VIRTIO_GUEST_CODE
 #undef VIRTIO_GUEST_CODE
 
-/* virtio_init: reset the device, check magic/version/device id, negotiate
- * VERSION_1 only, set up queue 0 with QSIZE entries (rings zeroed), set
- * DRIVER_OK.  Returns %eax = 0, or the number of the step that failed.
- * Clobbers rax, rcx, rsi, rdi. */
+/* virtio_init: reset the device, check magic/version and that the device
+ * id is %edx, negotiate VERSION_1 only, set up queues 0..%ebx-1 with QSIZE
+ * entries each (queue q's rings at QDESC/QAVAIL/QUSED + q * QSTRIDE,
+ * zeroed), set DRIVER_OK.  Returns %eax = 0, or the number of the step that
+ * failed.  Clobbers rax, rcx, rsi, rdi, r8. */
 virtio_init:
   movl $VIRTIO_BASE, %esi
   movl $0, 0x70(%rsi)
-  movl $QDESC, %edi
-  movl $0x3000, %ecx
-  xorl %eax, %eax
-  rep stosb
   movl $1, %eax
   cmpl $0x74726976, 0x0(%rsi)
   jne 9f
@@ -43,7 +43,7 @@ virtio_init:
   cmpl $2, 0x4(%rsi)
   jne 9f
   movl $3, %eax
-  cmpl $2, 0x8(%rsi)
+  cmpl %edx, 0x8(%rsi)
   jne 9f
   movl $1, 0x70(%rsi)
   movl $3, 0x70(%rsi)
@@ -61,21 +61,39 @@ virtio_init:
   movl $5, %eax
   testl $8, %ecx
   jz 9f
-  movl $0, 0x30(%rsi)
+  xorl %r8d, %r8d                 /* queue index */
+1:
+  cmpl %ebx, %r8d
+  jae 2f
+  movl %r8d, %edi                 /* zero this queue's rings */
+  shll $16, %edi
+  addl $QDESC, %edi
+  movl $0x3000, %ecx
+  xorl %eax, %eax
+  rep stosb
+  movl %r8d, 0x30(%rsi)
   movl $6, %eax
   cmpl $QSIZE, 0x34(%rsi)
   jb 9f
   movl $QSIZE, 0x38(%rsi)
-  movl $QDESC, 0x80(%rsi)
+  movl %r8d, %ecx
+  shll $16, %ecx
+  leal QDESC(%rcx), %eax
+  movl %eax, 0x80(%rsi)
   movl $0, 0x84(%rsi)
-  movl $QAVAIL, 0x90(%rsi)
+  leal QAVAIL(%rcx), %eax
+  movl %eax, 0x90(%rsi)
   movl $0, 0x94(%rsi)
-  movl $QUSED, 0xa0(%rsi)
+  leal QUSED(%rcx), %eax
+  movl %eax, 0xa0(%rsi)
   movl $0, 0xa4(%rsi)
   movl $1, 0x44(%rsi)
   movl $7, %eax
   cmpl $1, 0x44(%rsi)
   jne 9f
+  incl %r8d
+  jmp 1b
+2:
   movl $0xf, 0x70(%rsi)
   movl $8, %eax
   cmpl $0xf, 0x70(%rsi)
@@ -84,17 +102,41 @@ virtio_init:
 9:
   ret
 
-/* publish: put head %ecx in the avail ring, bump avail->idx, notify
- * queue 0.  x86 stores are ordered, so no fence is needed. */
+/* publish: put head %ecx in queue %ebx's avail ring, bump avail->idx,
+ * notify the queue.  x86 stores are ordered, so no fence is needed.
+ * Clobbers rax, rdi, rsi, r8. */
 publish:
-  movzwl QAVAIL + 2, %eax
+  movl %ebx, %r8d
+  shll $16, %r8d
+  addl $QAVAIL, %r8d
+  movzwl 2(%r8), %eax
   movl %eax, %edi
   andl $(QSIZE - 1), %edi
-  movw %cx, QAVAIL + 4(,%rdi,2)
+  movw %cx, 4(%r8,%rdi,2)
   incl %eax
-  movw %ax, QAVAIL + 2
+  movw %ax, 2(%r8)
   movl $VIRTIO_BASE, %esi
-  movl $0, 0x50(%rsi)
+  movl %ebx, 0x50(%rsi)
+  ret
+
+/* wait_used: spin until queue %ebx's used->idx == %ax.  Clobbers r8. */
+wait_used:
+  movl %ebx, %r8d
+  shll $16, %r8d
+  addl $QUSED, %r8d
+1:
+  pause
+  cmpw %ax, 2(%r8)
+  jne 1b
+  ret
+
+/* blk_init: virtio_init for a block device with one queue; leaves %ebx = 0
+ * (queue 0) for publish / wait_used. */
+blk_init:
+  movl $VIRTIO_ID_BLOCK, %edx
+  movl $1, %ebx
+  call virtio_init
+  xorl %ebx, %ebx
   ret
 
 /* blk_submit_read: read sector 1 into REQ_DATA (512 bytes) using
@@ -103,6 +145,7 @@ publish:
 blk_submit_read:
   call blk_build_read
   xorl %ecx, %ecx
+  xorl %ebx, %ebx
   jmp publish
 
 blk_build_read:
@@ -126,14 +169,6 @@ blk_build_read:
   movl $1, 40(%rdi)
   movw $2, 44(%rdi)
   movw $0, 46(%rdi)
-  ret
-
-/* wait_used: spin until used->idx == %ax. */
-wait_used:
-1:
-  pause
-  cmpw %ax, QUSED + 2
-  jne 1b
   ret
 
 /* check_read: the read of sector 1 completed with status OK and the data
