@@ -284,6 +284,28 @@ int ns_mount_flags_parse(char *const *options, const char *what, struct ns_mount
   (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | \
    MS_STRICTATIME | MS_NOSYMFOLLOW)
 
+unsigned long ns_current_mount_flags(const char *path) {
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (statvfs(path, &sv) < 0)
+    return 0;
+  if (sv.f_flag & ST_RDONLY)
+    f |= MS_RDONLY;
+  if (sv.f_flag & ST_NOSUID)
+    f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV)
+    f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC)
+    f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME)
+    f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME)
+    f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME)
+    f |= MS_RELATIME;
+  return f;
+}
+
 int ns_bind_remount(const char *target, unsigned long flags, hv_error_t *err) {
   unsigned long f = MS_BIND | MS_REMOUNT | (flags & (MS_PER_MOUNT_FLAGS | MS_SYNCHRONOUS |
                                                      MS_DIRSYNC | MS_MANDLOCK | MS_LAZYTIME));
@@ -292,23 +314,8 @@ int ns_bind_remount(const char *target, unsigned long flags, hv_error_t *err) {
   int e = errno;
   /* In a user namespace the kernel locks nosuid/nodev/noexec/ro/atime of
    * mounts inherited from the parent: a remount must repeat them. */
-  struct statvfs sv;
-  if (e == EPERM && statvfs(target, &sv) == 0) {
-    unsigned long locked = 0;
-    if (sv.f_flag & ST_RDONLY)
-      locked |= MS_RDONLY;
-    if (sv.f_flag & ST_NOSUID)
-      locked |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV)
-      locked |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC)
-      locked |= MS_NOEXEC;
-    if (sv.f_flag & ST_NOATIME)
-      locked |= MS_NOATIME;
-    if (sv.f_flag & ST_NODIRATIME)
-      locked |= MS_NODIRATIME;
-    if (sv.f_flag & ST_RELATIME)
-      locked |= MS_RELATIME;
+  if (e == EPERM) {
+    unsigned long locked = ns_current_mount_flags(target);
     if (!(f & (MS_NOATIME | MS_RELATIME | MS_STRICTATIME)))
       f |= locked & (MS_NOATIME | MS_RELATIME);
     f |= locked & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NODIRATIME);

@@ -103,7 +103,8 @@ int ns_readonly_paths(char *const *paths, hv_error_t *err) {
     if (mfd < 0)
       return hv_error(err, -mfd, "readonlyPaths: reopen `%s`", path);
     p = mnt_path(mfd, path, buf);
-    if (ns_bind_remount(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, err) < 0)
+    if (ns_bind_remount(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | ns_current_mount_flags(p),
+                        err) < 0)
       return hv_error_wrap(err, "readonlyPaths: `%s`", path);
   }
   return 0;
@@ -213,7 +214,10 @@ int ns_setup_rootfs(const struct hv_oci_config *cfg, bool no_pivot, hv_error_t *
   if (ns_readonly_paths(cfg->linux.readonly_paths, err) < 0 ||
       ns_mask_paths(cfg->linux.masked_paths, err) < 0)
     return -1;
-  if (cfg->root.readonly && ns_bind_remount("/", MS_RDONLY, err) < 0)
+  /* Add ro to what the root mount already has (a nosuid image dir stays
+   * nosuid: a bind remount otherwise resets every flag not given). */
+  if (cfg->root.readonly &&
+      ns_bind_remount("/", MS_RDONLY | ns_current_mount_flags("/"), err) < 0)
     return hv_error_wrap(err, "root.readonly");
   return 0;
 }

@@ -43,6 +43,8 @@ int ns_mount_one(int rootfd, const struct hv_oci_mount *m, const char *bundle,
 /* Bind-remount the mount at fd path with MS_BIND|MS_REMOUNT|flags, adding
  * the flags the kernel locks (user ns) when a plain remount is refused. */
 int ns_bind_remount(const char *target, unsigned long flags, hv_error_t *err);
+/* MS_* flags (ro, nosuid, nodev, noexec, atime) of the mount at path. */
+unsigned long ns_current_mount_flags(const char *path);
 /* Is this path "/dev" (any number of slashes)? */
 bool ns_is_dev_path(const char *p);
 /* Does the config carry a namespace of this CLONE_NEW* type? */
