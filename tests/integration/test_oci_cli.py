@@ -1,0 +1,239 @@
+"""The OCI runtime CLI, as runc defines it, driven directly."""
+import array
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import one_line_error, pid_alive, wait_for
+
+
+def test_run_prints_hi(hv):
+    b = hv.bundle(["echo", "hi"])
+    r = hv.run("run", "--bundle", b, hv.id())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hi\n"
+
+
+def test_run_exit_code(hv):
+    b = hv.bundle(["sh", "-c", "exit 7"])
+    assert hv.run("run", "-b", b, hv.id()).returncode == 7
+
+
+def test_run_killed_by_signal_is_128_plus_n(hv):
+    b = hv.bundle(["sleep", "100"])
+    cid = hv.id()
+    p = hv.popen("run", "-b", b, cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: os.path.exists(os.path.join(hv.root, cid)) and
+             hv.run("state", cid).returncode == 0 and hv.state(cid)["status"] == "running",
+             what="running")
+    hv.run("kill", cid, "KILL", check=True)
+    assert p.wait(timeout=30) == 128 + 9
+
+
+def test_run_forwards_signals(hv):
+    # pid 1 only gets signals it handles: the trap makes SIGTERM count.
+    b = hv.bundle(["sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done"])
+    cid = hv.id()
+    p = hv.popen("run", "-b", b, cid, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 42
+
+
+def test_lifecycle(hv, tmp_path):
+    b = hv.bundle(["sleep", "1000"])
+    cid = hv.id()
+    pidfile = tmp_path / "pid"
+    hv.run("create", "--bundle", b, "--pid-file", pidfile, cid, check=True)
+    st = hv.state(cid)
+    assert st["status"] == "created"
+    assert st["id"] == cid and st["bundle"] == b
+    pid = int(pidfile.read_text())
+    assert pid == st["pid"] and pid_alive(pid)
+    # created: the workload has not run yet
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        assert b"sleep" not in f.read()
+    hv.run("start", cid, check=True)
+    assert hv.state(cid)["status"] == "running"
+    wait_for(lambda: b"sleep" in open("/proc/%d/cmdline" % pid, "rb").read(), what="exec")
+    r = hv.run("ps", "--format", "json", cid, check=True)
+    assert pid in json.loads(r.stdout)
+    r = hv.run("exec", cid, "sh", "-c", "echo in-$(hostname); exit 3")
+    assert r.returncode == 3 and r.stdout == "in-runc\n", r.stderr
+    hv.run("pause", cid, check=True)
+    assert hv.state(cid)["status"] == "paused"
+    hv.run("resume", cid, check=True)
+    assert hv.state(cid)["status"] == "running"
+    lst = json.loads(hv.run("list", "--format", "json", check=True).stdout)
+    assert [c["id"] for c in lst] == [cid]
+    assert hv.run("list", "-q", check=True).stdout == cid + "\n"
+    # a running container is not deleted without --force
+    one_line_error(hv.run("delete", cid))
+    hv.run("kill", cid, "KILL", check=True)
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", what="stopped")
+    err = one_line_error(hv.run("kill", cid))
+    assert "not running" in err
+    hv.run("delete", cid, check=True)
+    assert not pid_alive(pid)
+
+
+def test_start_twice_and_delete_created(hv):
+    b = hv.bundle(["sleep", "1000"])
+    cid = hv.id()
+    hv.run("create", "-b", b, cid, check=True)
+    pid = hv.state(cid)["pid"]
+    # delete of a created container needs no --force (as runc)
+    hv.run("delete", cid, check=True)
+    assert not pid_alive(pid)
+    cid2 = hv.id()
+    hv.run("create", "-b", b, cid2, check=True)
+    hv.run("start", cid2, check=True)
+    one_line_error(hv.run("start", cid2))
+    hv.run("delete", "--force", cid2, check=True)
+
+
+def test_kill_all_and_named_signals(hv):
+    b = hv.bundle(["sh", "-c", "sleep 1000 & sleep 1000 & wait"])
+    cid = hv.id()
+    hv.run("run", "-d", "-b", b, cid, check=True)
+    wait_for(lambda: len(json.loads(hv.run("ps", "--format", "json", cid).stdout)) == 3,
+             what="3 processes")
+    hv.run("kill", "--all", cid, "SIGKILL", check=True)
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", what="stopped")
+    hv.run("delete", cid, check=True)
+
+
+def test_exec_process_file_and_flags(hv, tmp_path):
+    b = hv.bundle(["sleep", "1000"])
+    cid = hv.id()
+    hv.run("run", "-d", "-b", b, cid, check=True)
+    proc = {"args": ["sh", "-c", "echo $FOO $(id -u) $(pwd)"], "cwd": "/tmp",
+            "env": ["PATH=/bin", "FOO=from-file"], "user": {"uid": 65534, "gid": 65534}}
+    pf = tmp_path / "process.json"
+    pf.write_text(json.dumps(proc))
+    r = hv.run("exec", "--process", pf, cid, check=True)
+    assert r.stdout == "from-file 65534 /tmp\n"
+    r = hv.run("exec", "-e", "FOO=flag", "--cwd", "/etc", "-u", "65534:65534", cid,
+               "sh", "-c", "echo $FOO $(id -u) $(pwd)", check=True)
+    assert r.stdout == "flag 65534 /etc\n"
+    r = hv.run("exec", cid, "/no/such/binary")
+    assert r.returncode != 0
+    # detached exec with a pid file
+    pidf = tmp_path / "exec.pid"
+    hv.run("exec", "-d", "--pid-file", pidf, cid, "sleep", "500", check=True)
+    epid = int(pidf.read_text())
+    assert pid_alive(epid)
+    assert epid in json.loads(hv.run("ps", "--format", "json", cid, check=True).stdout)
+    hv.run("delete", "--force", cid, check=True)
+    wait_for(lambda: not pid_alive(epid), what="exec'd process killed")
+
+
+def test_update_and_events(hv):
+    b = hv.bundle(["sleep", "1000"])
+    cid = hv.id()
+    hv.run("run", "-d", "-b", b, cid, check=True)
+    hv.run("update", "--memory", "48m", "--pids-limit", "20", cid, check=True)
+    r = hv.run("exec", cid, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+               "/sys/fs/cgroup/pids/pids.max", check=True)
+    assert r.stdout.split() == [str(48 << 20), "20"]
+    ev = json.loads(hv.run("events", "--stats", cid, check=True).stdout)
+    assert ev["type"] == "stats" and ev["id"] == cid and "memory" in ev["data"]
+    r = hv.run("update", "--resources", "-", cid, input=json.dumps({"pids": {"limit": 30}}))
+    assert r.returncode == 0, r.stderr
+    r = hv.run("exec", cid, "cat", "/sys/fs/cgroup/pids/pids.max", check=True)
+    assert r.stdout.strip() == "30"
+    hv.run("delete", "-f", cid, check=True)
+
+
+def recv_fd(sock):
+    fds = array.array("i")
+    msg, anc, _, _ = sock.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data[:fds.itemsize])
+            return fds[0]
+    raise AssertionError("no fd received")
+
+
+def test_console_socket(hv, tmp_path):
+    b = hv.bundle(["sh", "-c", "tty; echo hello-tty"], terminal=True)
+    cid = hv.id()
+    path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    hv.run("create", "-b", b, "--console-socket", path, cid, check=True)
+    conn, _ = srv.accept()
+    master = recv_fd(conn)
+    conn.close()
+    srv.close()
+    hv.run("start", cid, check=True)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert b"/dev/pts/" in out and b"hello-tty" in out, out
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", what="stopped")
+    hv.run("delete", cid, check=True)
+
+
+def test_run_terminal_without_console_socket(hv):
+    b = hv.bundle(["sh", "-c", "tty && echo via-relay"], terminal=True)
+    cid = hv.id()
+    r = subprocess.run(["script", "-qec", " ".join(hv.cmd("run", "-b", b, cid)), "/dev/null"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "via-relay" in r.stdout and "/dev/pts/" in r.stdout
+
+
+def test_hooks(hv, tmp_path):
+    log = tmp_path / "hooks.log"
+
+    def hooks(cfg):
+        def h(name):
+            return [{"path": "/bin/sh",
+                     "args": ["sh", "-c", "read s; echo %s >> %s" % (name, log)]}]
+        cfg["hooks"] = {k: h(k) for k in ("prestart", "createRuntime", "poststart",
+                                          "poststop")}
+    b = hv.bundle(["true"], edit=hooks)
+    cid = hv.id()
+    hv.run("run", "-b", b, cid, check=True)
+    assert log.read_text().split() == ["prestart", "createRuntime", "poststart", "poststop"]
+
+
+def test_features_spec_version(hv, tmp_path):
+    f = json.loads(hv.run("features", check=True).stdout)
+    assert f["ociVersionMin"] and f["ociVersionMax"]
+    assert "prestart" in f["hooks"] and "bind" in f["mountOptions"]
+    assert "user" in f["linux"]["namespaces"]
+    assert "SCMP_ACT_ERRNO" in f["linux"]["seccomp"]["actions"]
+    backends = json.loads(f["annotations"]["org.hvrun.backends"])
+    assert "memory" in backends["container"]["policy"]
+    hv.run("spec", "--bundle", tmp_path, check=True)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["process"]["args"] == ["sh"]
+    one_line_error(hv.run("spec", "--bundle", tmp_path))  # exists already
+    r = hv.run("--version", check=True)
+    assert r.stdout.startswith("hvrun version")
+
+
+def test_cli_errors(hv):
+    err = one_line_error(hv.run("foo"))
+    assert 'unknown command "foo"' in err
+    err = one_line_error(hv.run("create", "--frobnicate", "x"))
+    assert "--frobnicate" in err
+    if not os.path.exists("/run/systemd/system"):
+        err = one_line_error(hv.run("--systemd-cgroup", "list"))
+        assert "systemd" in err
+    one_line_error(hv.run("--log-format", "xml", "list"))
