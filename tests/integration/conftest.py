@@ -35,6 +35,7 @@ def unique_id(prefix="t"):
 
 def make_busybox_rootfs(path):
     """A minimal root filesystem: busybox (static) and its applets."""
+    os.makedirs(path, exist_ok=True)
     os.chmod(path, 0o755)  # after pivot_root this is "/", for every uid
     for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "usr/bin", "sbin"):
         os.makedirs(os.path.join(path, d), exist_ok=True)
