@@ -148,9 +148,9 @@ static int import_rootfs(struct hv_import_ctx *c, const char *path, hv_error_t *
   if (rc < 0)
     return -1;
   cleanup_json json_t *cfg = json_pack(
-      "{s:s,s:s,s:{s:s,s:[s]},s:{s:[s]}}", "architecture", "amd64", "os", "linux", "rootfs",
-      "type", "layers", "diff_ids", l.diff_id, "config", "Env",
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+      "{s:s,s:s,s:{s:s,s:[s]},s:{s:[s],s:[s]}}", "architecture", "amd64", "os", "linux",
+      "rootfs", "type", "layers", "diff_ids", l.diff_id, "config", "Env",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "Cmd", "/bin/sh");
   cleanup_free char *ctext = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
   char cdig[72], mdig[72];
   if (hv_import_put_blob(c, ctext, strlen(ctext), cdig, err) < 0)

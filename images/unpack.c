@@ -254,6 +254,9 @@ static int extract_hardlink(struct unpack_ctx *c, struct archive_entry *e, int p
   if (slash)
     *slash = 0;
   cleanup_close int tfd = open_dir_beneath(c->rootfd, slash ? target : "");
+  if (tfd < 0 && errno == ENOENT)
+    return hv_error(err, 0, "%s: entry `%s`: hardlink target `%s` is not in this layer",
+                    c->o->what, path, archive_entry_hardlink(e));
   if (tfd < 0)
     return resolve_error(c, path, slash ? target : ".", errno, err);
   if (clear_name(c, pfd, base, path, err) < 0)
