@@ -261,6 +261,26 @@ fail:
   return -1;
 }
 
+int hv_cg_create_vmm(const char *cgroups_path, const char *id, const struct hv_oci_resources *r,
+                     bool systemd, struct hv_cgroup **out, hv_error_t *err) {
+  static struct hv_oci_device_cgroup vmm_devices[] = {
+      {.allow = true, .type = 'c', .has_major = true, .major = 10, .has_minor = true,
+       .minor = 232, .access = "rwm"}, /* kvm */
+      {.allow = true, .type = 'c', .has_major = true, .major = 10, .has_minor = true,
+       .minor = 200, .access = "rwm"}, /* net/tun */
+      {.allow = true, .type = 'c', .has_major = true, .major = 10, .has_minor = true,
+       .minor = 238, .access = "rwm"}, /* vhost-net */
+      {.allow = true, .type = 'c', .has_major = true, .major = 10, .has_minor = true,
+       .minor = 241, .access = "rwm"}, /* vhost-vsock */
+  };
+  struct hv_oci_resources copy = {0};
+  if (r)
+    copy = *r;
+  copy.devices = vmm_devices;
+  copy.n_devices = sizeof vmm_devices / sizeof vmm_devices[0];
+  return hv_cg_create(cgroups_path, id, &copy, systemd, out, err);
+}
+
 int hv_cg_open(const char *stored, struct hv_cgroup **out, hv_error_t *err) {
   const struct cg_layout *L;
   if (cg_layout_get(&L, err) < 0)

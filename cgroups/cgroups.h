@@ -19,6 +19,12 @@ struct hv_cgroup;
  * Nothing is left behind on failure. */
 int hv_cg_create(const char *cgroups_path, const char *id, const struct hv_oci_resources *r,
                  bool systemd, struct hv_cgroup **out, hv_error_t *err);
+/* The same for a VMM process (VM backend): `r` is applied except its
+ * linux.resources.devices, which are the guest's business; the VMM gets the
+ * default device set plus /dev/kvm, /dev/net/tun, /dev/vhost-net and
+ * /dev/vhost-vsock. */
+int hv_cg_create_vmm(const char *cgroups_path, const char *id, const struct hv_oci_resources *r,
+                     bool systemd, struct hv_cgroup **out, hv_error_t *err);
 /* Re-open from the string stored in state (hv_cg_path). */
 int hv_cg_open(const char *stored, struct hv_cgroup **out, hv_error_t *err);
 /* The string to store in state to re-open it later. */
