@@ -75,6 +75,7 @@
 #define VIRTIO_CHAIN_MAX VIRTIO_QUEUE_SIZE_MAX
 
 struct virtio_mmio;
+struct virtio_chain;
 
 /* What a device tells the transport about itself.  Callbacks get the
  * device's own pointer (`dev`) back. */
@@ -122,7 +123,15 @@ bool virtio_mmio_is_broken(struct virtio_mmio *t);
  * log line naming the device and what the driver did wrong. */
 void virtio_mmio_set_broken(struct virtio_mmio *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Poll or stop polling the extra fd (I/O thread only). */
+/* Bracket device work that writes guest memory for a popped chain.  begin
+ * returns false (drop the chain) if the driver reset the device since the
+ * pop; a reset waits until every bracket has ended, so no late write lands
+ * in buffers the driver has taken back.  Keep brackets short and bounded:
+ * never around a wait on a host fd that may stall. */
+bool virtio_mmio_io_begin(struct virtio_mmio *t, const struct virtio_chain *c);
+void virtio_mmio_io_end(struct virtio_mmio *t);
+/* Poll or stop polling the extra fd (I/O thread only; no-op for fds that
+ * cannot be epolled, which devices may read at any time). */
 void virtio_mmio_watch_fd(struct virtio_mmio *t, bool on);
 /* An eventfd that becomes readable when the device is being destroyed; for
  * devices that must wait on a host fd (poll it together with their fd). */
@@ -194,11 +203,13 @@ struct virtio_mmio {
   uint64_t driver_features;     /* accepted once FEATURES_OK is set */
   uint32_t config_generation;
   uint32_t reset_gen;           /* bumped on every reset: stale pushes drop */
+  uint32_t io_busy;             /* device work between io_begin and io_end */
+  pthread_cond_t io_idle;       /* io_busy dropped to 0 */
   uint32_t interrupt_status;    /* __atomic: read/acked without the lock */
   bool warned_access;           /* one log line per device for bad accesses */
   uint64_t notify_exits;        /* QueueNotify writes that missed the ioeventfd */
   struct virtqueue vq[VIRTIO_MAX_QUEUES];
-  int irq_fd, notify_fd[VIRTIO_MAX_QUEUES], stop_fd, kick_fd, epoll_fd, extra_fd;
+  int irq_fd, notify_fd[VIRTIO_MAX_QUEUES], stop_fd, epoll_fd, extra_fd;
   bool extra_pollable, extra_watched;
   bool thread_started;
   pthread_t thread;

@@ -154,7 +154,10 @@ static void blk_queue_notify(struct virtio_mmio *t, void *dev, uint16_t q) {
   struct virtio_blk *b = dev;
   bool any = false;
   while (virtio_queue_pop(t, q, &b->chain) == 1) {
+    if (!virtio_mmio_io_begin(t, &b->chain))
+      continue; /* reset since the pop: the chain is gone */
     int64_t written = blk_handle(t, b);
+    virtio_mmio_io_end(t);
     if (written < 0)
       break;
     virtio_queue_push(t, q, &b->chain, (uint32_t)written);

@@ -132,7 +132,10 @@ static void console_receive(struct virtio_mmio *t, struct virtio_console *c, boo
       break;
     if (virtio_queue_pop(t, RX_QUEUE, ch) != 1)
       break;
+    if (!virtio_mmio_io_begin(t, ch))
+      continue; /* reset since the pop */
     size_t n = virtio_chain_write(ch, 0, c->rx_buf + c->rx_off, c->rx_len - c->rx_off);
+    virtio_mmio_io_end(t);
     c->rx_off += n;
     virtio_queue_push(t, RX_QUEUE, ch, (uint32_t)n);
     any = true;

@@ -21,7 +21,6 @@
 
 #define TAG_STOP 0x100u
 #define TAG_EXTRA 0x101u
-#define TAG_KICK 0x102u
 #define CONFIG_SPACE_MAX 256
 
 static const uint64_t transport_features = (1ULL << VIRTIO_F_VERSION_1) |
@@ -88,6 +87,22 @@ void virtio_mmio_set_broken(struct virtio_mmio *t, const char *fmt, ...) {
   pthread_mutex_unlock(&t->lock);
 }
 
+bool virtio_mmio_io_begin(struct virtio_mmio *t, const struct virtio_chain *c) {
+  pthread_mutex_lock(&t->lock);
+  bool current = c->reset_gen == t->reset_gen;
+  if (current)
+    t->io_busy++;
+  pthread_mutex_unlock(&t->lock);
+  return current;
+}
+
+void virtio_mmio_io_end(struct virtio_mmio *t) {
+  pthread_mutex_lock(&t->lock);
+  if (--t->io_busy == 0)
+    pthread_cond_broadcast(&t->io_idle);
+  pthread_mutex_unlock(&t->lock);
+}
+
 bool virtio_mmio_is_broken(struct virtio_mmio *t) {
   pthread_mutex_lock(&t->lock);
   bool b = t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
@@ -95,12 +110,16 @@ bool virtio_mmio_is_broken(struct virtio_mmio *t) {
   return b;
 }
 
-/* Under lock: back to the state after power-on (spec 4.2.2.1). */
+/* Under lock: back to the state after power-on (spec 4.2.2.1).  Waits for
+ * device work that is writing into buffers of the old session, so nothing
+ * lands in memory the driver has taken back once Status reads 0. */
 static void device_reset(struct virtio_mmio *t) {
+  t->reset_gen++; /* chains popped before this are dropped from now on */
+  while (t->io_busy > 0)
+    pthread_cond_wait(&t->io_idle, &t->lock);
   t->status = 0;
   t->device_features_sel = t->driver_features_sel = t->queue_sel = 0;
   t->driver_features = 0;
-  t->reset_gen++;
   memset(t->vq, 0, sizeof t->vq);
   __atomic_store_n(&t->interrupt_status, 0, __ATOMIC_SEQ_CST);
   if (t->ops->reset)
@@ -342,16 +361,11 @@ void virtio_mmio_access(struct vm *vm, void *opaque, uint64_t offset, uint8_t *d
 }
 
 void virtio_mmio_watch_fd(struct virtio_mmio *t, bool on) {
-  if (t->extra_fd < 0 || t->extra_watched == on)
+  /* Regular files and /dev/null cannot be epolled; devices read them
+   * whenever they like, since such reads never block. */
+  if (t->extra_fd < 0 || !t->extra_pollable || t->extra_watched == on)
     return;
   t->extra_watched = on;
-  if (!t->extra_pollable) {
-    /* Regular files and /dev/null cannot be epolled: they are always
-     * "readable", so a kick stands in for readiness. */
-    if (on)
-      eventfd_kick(t->kick_fd);
-    return;
-  }
   /* Add/remove rather than modify: epoll reports HUP/ERR even with an
    * empty event mask, which would spin the thread on a closed pipe. */
   struct epoll_event ev = {.events = EPOLLIN, .data.u32 = TAG_EXTRA};
@@ -380,11 +394,7 @@ static void *io_thread(void *arg) {
       uint32_t tag = evs[i].data.u32;
       if (tag == TAG_STOP)
         return NULL;
-      if (tag == TAG_KICK) {
-        drain_eventfd(t->kick_fd);
-        if (t->extra_watched && t->ops->fd_ready)
-          t->ops->fd_ready(t, t->dev, EPOLLIN);
-      } else if (tag == TAG_EXTRA) {
+      if (tag == TAG_EXTRA) {
         if (t->extra_watched && t->ops->fd_ready)
           t->ops->fd_ready(t, t->dev, evs[i].events);
       } else if (tag < t->ops->num_queues) {
@@ -410,10 +420,10 @@ static void transport_free(struct virtio_mmio *t) {
   }
   close_fd(&t->epoll_fd);
   close_fd(&t->stop_fd);
-  close_fd(&t->kick_fd);
   close_fd(&t->irq_fd);
   for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
     close_fd(&t->notify_fd[q]);
+  pthread_cond_destroy(&t->io_idle);
   pthread_mutex_destroy(&t->lock);
   free(t);
 }
@@ -442,12 +452,10 @@ static int transport_start(struct virtio_mmio *t, hv_error_t *err) {
                      err) < 0)
       return hv_error_wrap(err, "%s: ioeventfd for queue %u", name, q);
   t->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  t->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   t->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (t->stop_fd < 0 || t->kick_fd < 0 || t->epoll_fd < 0)
+  if (t->stop_fd < 0 || t->epoll_fd < 0)
     return hv_error(err, errno, "%s: eventfd/epoll", name);
-  if (epoll_add(t, t->stop_fd, EPOLLIN, TAG_STOP) < 0 ||
-      epoll_add(t, t->kick_fd, EPOLLIN, TAG_KICK) < 0)
+  if (epoll_add(t, t->stop_fd, EPOLLIN, TAG_STOP) < 0)
     return hv_error(err, errno, "%s: epoll_ctl", name);
   for (uint16_t q = 0; q < t->ops->num_queues; q++)
     if (epoll_add(t, t->notify_fd[q], EPOLLIN, q) < 0)
@@ -484,10 +492,11 @@ int virtio_mmio_create(struct vm *vm, const struct virtio_dev_ops *ops, void *de
   t->ops = ops;
   t->dev = dev;
   t->extra_fd = extra_fd;
-  t->irq_fd = t->stop_fd = t->kick_fd = t->epoll_fd = -1;
+  t->irq_fd = t->stop_fd = t->epoll_fd = -1;
   for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
     t->notify_fd[q] = -1;
   pthread_mutex_init(&t->lock, NULL);
+  pthread_cond_init(&t->io_idle, NULL);
   vm_alloc_mmio_slot(vm, &t->base, &t->gsi);
   if (transport_start(t, err) < 0) {
     transport_free(t);
