@@ -51,40 +51,36 @@ void virtio_mmio_interrupt(struct virtio_mmio *t, uint32_t bits) {
   eventfd_kick(t->irq_fd);
 }
 
-static void vlog_broken(struct virtio_mmio *t, const char *fmt, va_list ap) {
+/* Under lock. */
+static void mark_broken(struct virtio_mmio *t, const char *fmt, va_list ap) {
+  if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+    return; /* one line per breakage, not one per later request */
   char *why = NULL;
   if (vasprintf(&why, fmt, ap) < 0)
     why = NULL;
   hv_warn("%s at 0x%llx: %s; device marked DEVICE_NEEDS_RESET", t->ops->name,
           (unsigned long long)t->base, why ? why : "malformed request");
   free(why);
-}
-
-void virtio_mmio_set_broken_locked(struct virtio_mmio *t, const char *fmt, ...) {
-  if (t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
-    return; /* one line per breakage, not one per later request */
-  va_list ap;
-  va_start(ap, fmt);
-  vlog_broken(t, fmt, ap);
-  va_end(ap);
   t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
   /* Spec 2.1.2: with DRIVER_OK set, tell the driver via a config change. */
   if (t->status & VIRTIO_STATUS_DRIVER_OK)
     virtio_mmio_interrupt(t, VIRTIO_INT_CONFIG);
 }
 
+void virtio_mmio_set_broken_locked(struct virtio_mmio *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  mark_broken(t, fmt, ap);
+  va_end(ap);
+}
+
 void virtio_mmio_set_broken(struct virtio_mmio *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
   pthread_mutex_lock(&t->lock);
-  if (!(t->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
-    va_list ap;
-    va_start(ap, fmt);
-    vlog_broken(t, fmt, ap);
-    va_end(ap);
-    t->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-    if (t->status & VIRTIO_STATUS_DRIVER_OK)
-      virtio_mmio_interrupt(t, VIRTIO_INT_CONFIG);
-  }
+  mark_broken(t, fmt, ap);
   pthread_mutex_unlock(&t->lock);
+  va_end(ap);
 }
 
 bool virtio_mmio_io_begin(struct virtio_mmio *t, const struct virtio_chain *c) {

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/stat.h>
 #include <time.h>
 #include "vm/virtio.h"
@@ -723,6 +724,65 @@ static void test_console_stalled_output(void **state) {
   close(out[1]);
 }
 
+/* With a terminal on the output, VIRTIO_CONSOLE_F_SIZE is offered and the
+ * config space carries the terminal's columns and rows. */
+static void test_console_size(void **state) {
+  (void)state;
+  int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  assert_true(master >= 0);
+  assert_int_equal(grantpt(master), 0);
+  assert_int_equal(unlockpt(master), 0);
+  int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  assert_true(slave >= 0);
+  struct winsize ws = {.ws_row = 33, .ws_col = 101};
+  assert_int_equal(ioctl(master, TIOCSWINSZ, &ws), 0);
+  struct env e;
+  env_vm(&e);
+  hv_error_t err = NULL;
+  if (virtio_console_create(&e.vm, -1, slave, &err) < 0)
+    fail_msg("virtio_console_create: %s", err->msg);
+  env_pick_last_device(&e);
+  assert_true(device_features(&e) & 1); /* VIRTIO_CONSOLE_F_SIZE */
+  uint16_t cols = 0, rows = 0;
+  mmio(&e, VIRTIO_MMIO_CONFIG, &cols, 2, false);
+  mmio(&e, VIRTIO_MMIO_CONFIG + 2, &rows, 2, false);
+  assert_int_equal(cols, 101);
+  assert_int_equal(rows, 33);
+  env_done(&e);
+  /* Without a terminal the feature is not offered. */
+  int p[2];
+  assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+  env_vm(&e);
+  if (virtio_console_create(&e.vm, p[0], p[1], &err) < 0)
+    fail_msg("virtio_console_create: %s", err->msg);
+  env_pick_last_device(&e);
+  assert_false(device_features(&e) & 1);
+  env_done(&e);
+  close(p[0]);
+  close(p[1]);
+  close(slave);
+  close(master);
+}
+
+/* Bad disk images fail with one clear message and register nothing. */
+static void test_blk_create_errors(void **state) {
+  (void)state;
+  struct env e;
+  env_vm(&e);
+  size_t n_mmio = e.vm.n_mmio, n_dev = e.vm.n_devices;
+  hv_error_t err = NULL;
+  assert_true(virtio_blk_create(&e.vm, "/nonexistent/disk.img", true, &err) < 0);
+  assert_non_null(strstr(err->msg, "open disk image `/nonexistent/disk.img`"));
+  hv_error_release(&err);
+  assert_true(virtio_blk_create(&e.vm, "/tmp", false, &err) < 0);
+  assert_non_null(strstr(err->msg, "`/tmp`"));
+  hv_error_release(&err);
+  assert_int_equal(e.vm.n_mmio, n_mmio);
+  assert_int_equal(e.vm.n_devices, n_dev);
+  assert_null(strstr(e.vm.cmdline, "virtio_mmio.device="));
+  env_done(&e);
+}
+
 int main(void) {
   hv_error_t err = NULL;
   if (hv_kvm_check(&err) < 0) {
@@ -754,6 +814,8 @@ int main(void) {
       cmocka_unit_test(test_console_tx_rx),
       cmocka_unit_test(test_console_file_input),
       cmocka_unit_test(test_console_stalled_output),
+      cmocka_unit_test(test_console_size),
+      cmocka_unit_test(test_blk_create_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
