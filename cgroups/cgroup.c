@@ -176,12 +176,20 @@ static int make_dirs(const struct cg_layout *L, const struct cg_hier *h, struct 
                      hv_error_t *err) {
   size_t ml = strlen(h->mount);
   cleanup_free char *p = hv_xstrdup(d->path);
+  int restarts = 0;
   for (char *s = p + ml + 1;; s++) {
     if (*s != '/' && *s != 0)
       continue;
     char saved = *s;
     *s = 0;
     bool created = mkdir(p, 0755) == 0;
+    if (!created && errno == ENOENT && restarts++ < 5) {
+      /* Another container's destroy removed a shared parent (/hvrun)
+       * between our mkdirs: start again from the mount. */
+      *s = saved;
+      s = p + ml;
+      continue;
+    }
     if (!created && errno != EEXIST)
       return hv_error(err, errno, "cgroups: mkdir `%s`", p);
     if (created) {

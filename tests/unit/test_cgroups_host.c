@@ -611,6 +611,64 @@ static void test_hugetlb_on_v2(void **state) {
   assert_nothing_left();
 }
 
+/* Two creators sharing a parent that each may create and remove: a
+ * destroy removing the parent between another create's mkdirs must not
+ * make that create fail. */
+static int churn(int worker) {
+  for (int i = 0; i < 40; i++) {
+    char *path = hv_xasprintf("%s/shared/w%d-%d", prefix, worker, i);
+    struct hv_cgroup *cg = NULL;
+    hv_error_t err = NULL;
+    if (hv_cg_create(path, "t", NULL, false, &cg, &err) < 0) {
+      fprintf(stderr, "worker %d: %s\n", worker, err->msg);
+      return 1;
+    }
+    free(path);
+    if (hv_cg_destroy(cg, &err) < 0) {
+      fprintf(stderr, "worker %d: %s\n", worker, err->msg);
+      return 1;
+    }
+    hv_cg_free(cg);
+  }
+  return 0;
+}
+
+static void test_concurrent_create_destroy(void **state) {
+  (void)state;
+  if (!usable())
+    skip();
+  pid_t w[2];
+  for (int k = 0; k < 2; k++) {
+    w[k] = fork();
+    assert_true(w[k] >= 0);
+    if (w[k] == 0)
+      _exit(churn(k));
+  }
+  for (int k = 0; k < 2; k++) {
+    int st;
+    assert_int_equal(waitpid(w[k], &st, 0), w[k]);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+  }
+  /* Every container cgroup is gone.  An empty shared parent may stay when
+   * the creator that made it was not the last to leave (as with runc); the
+   * teardown removes it. */
+  const struct cg_layout *L;
+  hv_error_t err = NULL;
+  assert_int_equal(cg_layout_get(&L, &err), 0);
+  for (size_t i = 0; i < L->n; i++) {
+    char *d = hv_xasprintf("%s%s/shared", L->h[i].mount, prefix);
+    DIR *dh = opendir(d);
+    struct dirent *e;
+    while (dh && (e = readdir(dh)))
+      if (e->d_type == DT_DIR && e->d_name[0] == 'w')
+        fail_msg("%s/%s left behind", d, e->d_name);
+    if (dh)
+      closedir(dh);
+    free(d);
+  }
+}
+
 static void test_unavailable_is_an_error(void **state) {
   (void)state;
   if (!usable())
@@ -651,6 +709,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_vmm_cgroup_allows_kvm, teardown),
       cmocka_unit_test_teardown(test_devices_bpf, teardown),
       cmocka_unit_test_teardown(test_hugetlb_on_v2, teardown),
+      cmocka_unit_test_teardown(test_concurrent_create_destroy, teardown),
       cmocka_unit_test_teardown(test_unavailable_is_an_error, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
