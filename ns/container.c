@@ -462,6 +462,17 @@ int ns_container_destroy(struct hv_context *ctx, struct hv_state *st, bool force
       hv_error_release(err);
     }
     hv_cg_free(cg);
+  } else if (cfg) {
+    /* create was killed between making the cgroup and recording it: find
+     * it again from the saved config (re-creating it if it never was). */
+    cleanup_free char *defcg = default_cgroups_path(st->id, ctx->systemd_cgroup);
+    const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
+    struct hv_oci_resources none;
+    memset(&none, 0, sizeof none);
+    struct hv_cgroup *cg = NULL;
+    if (hv_cg_create(cgpath, st->id, &none, ctx->systemd_cgroup, &cg, NULL) == 0)
+      hv_cg_destroy(cg, NULL);
+    hv_cg_free(cg);
   }
   /* Our own child (run): reap it so nothing is left as a zombie. */
   if (st->pid > 0)
