@@ -12,7 +12,7 @@ vm-guests: $(VM_GUEST_BINS)
 $(BUILD)/guests/%.bin: tests/unit/guests/%.S tests/unit/guests/common.h
 	@mkdir -p $(dir $@)
 	$(CC) -c -o $(@:.bin=.o) -Itests/unit/guests $<
-	ld -o $(@:.bin=.elf) -Ttext=0x100000 -e _start --build-id=none $(@:.bin=.o)
+	ld -N --no-warn-rwx-segments -o $(@:.bin=.elf) -Ttext=0x100000 -e _start --build-id=none $(@:.bin=.o)
 	objcopy -O binary -j .text $(@:.bin=.elf) $@
 
 $(BUILD)/tests/test_vm_core $(BUILD)/tests/test_vm_boot: $(VM_GUEST_BINS)

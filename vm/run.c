@@ -50,6 +50,8 @@ int hv_vm_run(const struct hv_vm_config *c, int *exit_status, hv_error_t *err) {
   int rc = vm_create(&vm, c->mem_bytes, c->vcpus, c->hugepages, err);
   if (rc == 0) {
     vm_cmdline_append(&vm, "%s", c->cmdline ? c->cmdline : "");
+    if (vm_host_is_pvm())
+      vm_cmdline_append(&vm, "%s", vm_pvm_kernel_args());
     rc = add_devices(&vm, c, err);
   }
   if (rc == 0)

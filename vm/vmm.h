@@ -134,6 +134,9 @@ void vm_print_exit_stats(struct vm *vm, FILE *out);
 
 /* Is this KVM the paging-based nested one (PVM)?  See cpuid.c. */
 bool vm_host_is_pvm(void);
+/* Guest kernel arguments hv_vm_run appends on PVM (CPUID cannot hide
+ * everything there). */
+const char *vm_pvm_kernel_args(void);
 int vm_setup_cpuid(struct vm *vm, struct vm_vcpu *v, hv_error_t *err);
 int vm_setup_msrs(struct vm *vm, struct vm_vcpu *v, hv_error_t *err);
 
