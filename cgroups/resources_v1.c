@@ -23,6 +23,16 @@ static int write_limit(const char *dir, int64_t limit, hv_error_t *err) {
                     F("memory.limit") ": %lld is below the current usage (%lld bytes) of `%s`",
                     (long long)limit, (long long)usage, dir);
   }
+  int64_t memsw = 0;
+  if (e && e->errno_ == EINVAL && limit > 0 &&
+      cg_read_i64(dir, "memory.memsw.limit_in_bytes", &memsw) == 0 && memsw >= 0 &&
+      memsw < limit) {
+    hv_error_release(&e);
+    return hv_error(err, 0,
+                    F("memory.limit") ": %lld is above the current memory+swap limit %lld of "
+                                      "`%s`; give memory.swap as well",
+                    (long long)limit, (long long)memsw, dir);
+  }
   if (err && !*err)
     *err = e;
   else

@@ -244,6 +244,14 @@ static void test_memory_swap_ordering_and_usage(void **state) {
   assert_int_equal(v, 48 << 20);
   assert_int_equal(cg_read_i64(d->path, "memory.limit_in_bytes", &v), 0);
   assert_int_equal(v, 32 << 20);
+  /* raising only the limit above memory+swap: a clear line, not EINVAL */
+  struct hv_oci_resources only = {0};
+  only.memory.has_limit = true, only.memory.limit = 100 << 20;
+  assert_true(hv_cg_update(cg, &only, &err) < 0);
+  printf("%s\n", err->msg);
+  assert_non_null(strstr(err->msg, "linux.resources.memory.limit: 104857600 is above the current "
+                                   "memory+swap limit 50331648"));
+  hv_error_release(&err);
   destroy(cg);
   assert_nothing_left();
 }
