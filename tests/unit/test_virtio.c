@@ -218,7 +218,7 @@ static uint8_t blk_request(struct env *e, uint32_t type, uint64_t sector, uint32
     d[1] = (struct desc){STATUS_GPA, 1, F_WRITE, 0};
   }
   submit(e, 0, 0);
-  uint32_t id, ulen;
+  uint32_t id = 0, ulen = 0;
   wait_used(e, 0, &id, &ulen);
   assert_int_equal(id, 0);
   if (used_len)
@@ -404,7 +404,7 @@ static void test_blk_indirect(void **state) {
   t[4] = (struct desc){STATUS_GPA, 1, F_WRITE, 0};
   desc_table(&e, 0)[2] = (struct desc){INDIRECT_GPA, 5 * 16, F_INDIRECT, 0};
   submit(&e, 0, 2);
-  uint32_t id, len;
+  uint32_t id = 0, len = 0;
   wait_used(&e, 0, &id, &len);
   assert_int_equal(id, 2);
   assert_int_equal(len, 513);
@@ -630,7 +630,7 @@ static void test_console_tx_rx(void **state) {
   assert_int_equal(pipe2(out, O_CLOEXEC), 0);
   struct env e;
   env_console(&e, in[0], out[1]);
-  uint32_t id, len;
+  uint32_t id = 0, len = 0;
   console_send(&e, "hello ", 0);
   console_send(&e, "world", 1);
   wait_used(&e, 1, &id, &len);
@@ -685,7 +685,7 @@ static void test_console_file_input(void **state) {
   unlink(path);
   struct env e;
   env_console(&e, fd, -1);
-  uint32_t id, len;
+  uint32_t id = 0, len = 0;
   console_post_rx(&e, 0, 4);
   wait_used(&e, 0, &id, &len);
   assert_int_equal(len, 4);
