@@ -33,10 +33,14 @@ bool vm_host_is_pvm(void) {
 }
 
 /* Kernel arguments that switch off, inside the guest, the CPU features PVM
- * forces into CPUID but cannot run (see above). */
+ * forces into CPUID but cannot run (see above).  erms/fsrm are not faults
+ * but cost: without them Linux clears and copies with rep stosq/movsq
+ * (REP_GOOD) instead of rep stosb/movsb, and every emulated store costs
+ * about 1 us, so 8x fewer stores (measured: clearing 4 MiB takes 4-7 s
+ * with stosb, 0.5 s with stosq). */
 const char *vm_pvm_kernel_args(void) {
   return "noxsave nopku nofsgsbase "
-         "clearcpuid=smap,smep,pcid,invpcid,popcnt,rdrand,rdseed,rdtscp,rdpid,cx16";
+         "clearcpuid=smap,smep,pcid,invpcid,popcnt,rdrand,rdseed,rdtscp,rdpid,cx16,erms,fsrm";
 }
 
 #define BIT(n) (1U << (n))

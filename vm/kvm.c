@@ -63,9 +63,8 @@ static int map_guest_ram(struct vm *vm, uint64_t bytes, bool hugepages, hv_error
    * here instead of a SIGBUS inside KVM_RUN.  (MAP_POPULATE would also work
    * but silently gives up.) */
   if (hugepages && madvise(p, bytes, MADV_POPULATE_WRITE) < 0) {
-    int e = errno;
-    munmap(p, bytes);
-    return hv_error(err, e,
+    munmap(p, bytes); /* errno is EFAULT here, which would only confuse */
+    return hv_error(err, ENOMEM,
                     "guest memory: not enough free 2 MiB hugepages for %llu MiB (see "
                     "HugePages_Free in /proc/meminfo; reserve with echo %llu > "
                     "/proc/sys/vm/nr_hugepages)",

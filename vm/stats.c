@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 static const char *exit_name(uint32_t r) {
   static const char *names[] = {
@@ -95,4 +96,79 @@ void vm_print_exit_stats(struct vm *vm, FILE *out) {
       fprintf(out, "  %-28s %llu\n", ks.s[i].name, (unsigned long long)ks.s[i].value);
   }
   free(ks.s);
+}
+
+/* ---- RIP sampling profiler ---- */
+#define PROFILE_SLOTS 8192            /* open addressing, power of two */
+struct vm_profile { uint64_t rip[PROFILE_SLOTS], count[PROFILE_SLOTS], samples, dropped; };
+
+bool vm_profile_enabled(void) {
+  const char *e = getenv("HVRUN_VM_PROFILE");
+  return e && *e && strcmp(e, "0") != 0;
+}
+
+void vm_profile_sample(struct vm_vcpu *v) {
+  struct kvm_regs r;
+  if (!v->profile || ioctl(v->fd, KVM_GET_REGS, &r) < 0)
+    return;
+  struct vm_profile *p = v->profile;
+  p->samples++;
+  uint64_t h = (r.rip * 0x9e3779b97f4a7c15ULL) >> 51;
+  for (uint32_t i = 0; i < PROFILE_SLOTS; i++) {
+    uint64_t s = (h + i) & (PROFILE_SLOTS - 1);
+    if (p->count[s] == 0 || p->rip[s] == r.rip) {
+      p->rip[s] = r.rip;
+      p->count[s]++;
+      return;
+    }
+  }
+  p->dropped++;
+}
+
+static void *sampler_main(void *arg) {
+  struct vm *vm = arg;
+  struct timespec ts = {0, 1000000};
+  while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&vm->lock);
+    for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+      if (vm->vcpus[i].thread_started && !vm->stopping)
+        pthread_kill(vm->vcpus[i].thread, VM_KICK_SIGNAL);
+    pthread_mutex_unlock(&vm->lock);
+  }
+  return NULL;
+}
+
+int vm_profile_start(struct vm *vm, pthread_t *thread) {
+  for (uint32_t i = 0; i < vm->nr_vcpus; i++)
+    vm->vcpus[i].profile = hv_xmalloc0(sizeof(struct vm_profile));
+  return pthread_create(thread, NULL, sampler_main, vm);
+}
+
+static int by_count_desc(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  return x[1] < y[1] ? 1 : x[1] > y[1] ? -1 : 0;
+}
+
+void vm_profile_finish(struct vm *vm, pthread_t thread, FILE *out) {
+  pthread_join(thread, NULL);
+  for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
+    struct vm_profile *p = vm->vcpus[i].profile;
+    if (!p)
+      continue;
+    uint64_t(*top)[2] = hv_xmalloc0(sizeof(*top) * PROFILE_SLOTS);
+    size_t n = 0;
+    for (size_t s = 0; s < PROFILE_SLOTS; s++)
+      if (p->count[s])
+        top[n][0] = p->rip[s], top[n][1] = p->count[s], n++;
+    qsort(top, n, sizeof(*top), by_count_desc);
+    fprintf(out, "hvrun: vCPU %u profile: %llu samples (1 ms), top guest RIPs:\n", i,
+            (unsigned long long)p->samples);
+    for (size_t k = 0; k < n && k < 200; k++)
+      fprintf(out, "  %016llx %6llu %5.1f%%\n", (unsigned long long)top[k][0],
+              (unsigned long long)top[k][1], 100.0 * (double)top[k][1] / (double)p->samples);
+    free(top);
+    free(p);
+    vm->vcpus[i].profile = NULL;
+  }
 }

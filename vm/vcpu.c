@@ -154,8 +154,11 @@ static void *vcpu_thread(void *arg) {
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
   while (!stopping(vm)) {
     if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-      if (errno == EINTR || errno == EAGAIN)
+      if (errno == EINTR || errno == EAGAIN) {
+        if (v->profile && !stopping(vm))
+          vm_profile_sample(v);
         continue;
+      }
       char m[128];
       snprintf(m, sizeof m, "vCPU %u: KVM_RUN: %s", v->id, strerror(errno));
       vm_request_stop(vm, HV_VM_EXIT_ERROR, 0, m);
@@ -220,6 +223,8 @@ int vm_run_vcpus(struct vm *vm, hv_error_t *err) {
   pthread_sigmask(SIG_BLOCK, &block, &old);
   int rc = 0;
   uint32_t started = 0;
+  pthread_t sampler;
+  bool profiling = vm_profile_enabled() && vm_profile_start(vm, &sampler) == 0;
   for (uint32_t i = 0; i < vm->nr_vcpus; i++) {
     struct vm_vcpu *v = &vm->vcpus[i];
     pthread_mutex_lock(&vm->lock);
@@ -240,6 +245,8 @@ int vm_run_vcpus(struct vm *vm, hv_error_t *err) {
     vm->vcpus[i].thread_started = false;
     pthread_mutex_unlock(&vm->lock);
   }
+  if (profiling)
+    vm_profile_finish(vm, sampler, stderr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   for (uint32_t i = 0; i < vm->nr_vcpus; i++)
     if (vm->vcpus[i].run)

@@ -118,6 +118,7 @@ struct vm_vcpu {
   bool thread_started;
   uint64_t exits[VM_EXIT_REASONS];
   uint64_t pio_unhandled, mmio_unhandled;
+  struct vm_profile *profile;   /* RIP samples, HVRUN_VM_PROFILE=1 only */
 };
 
 /* Guest RAM is split around the 32-bit MMIO hole: [0, low) at gpa 0 and the
@@ -131,6 +132,13 @@ uint64_t vm_lowmem_size(const struct vm *vm);
 void vm_set_debug(bool on);
 bool vm_debug_enabled(void);
 void vm_print_exit_stats(struct vm *vm, FILE *out);
+/* Profiling: with HVRUN_VM_PROFILE=1 a sampler thread kicks each vCPU out
+ * of KVM_RUN every millisecond and its guest RIP is counted; the top RIPs
+ * are printed at the end (map them with `nm vmlinux`). */
+bool vm_profile_enabled(void);
+void vm_profile_sample(struct vm_vcpu *v);
+int vm_profile_start(struct vm *vm, pthread_t *thread);
+void vm_profile_finish(struct vm *vm, pthread_t thread, FILE *out);
 
 /* Is this KVM the paging-based nested one (PVM)?  See cpuid.c. */
 bool vm_host_is_pvm(void);

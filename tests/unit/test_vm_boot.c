@@ -171,6 +171,47 @@ static void test_load_errors(void **state) {
   expect_load_error(far, NULL, "pvh-test", "outside guest RAM");
 }
 
+static void test_hv_vm_run(void **state) {
+  (void)state;
+  cleanup_free char *k = path_in(guests_dir, "pvh_kernel.elf");
+  struct hv_vm_config c = {.kernel = k, .cmdline = "pvh-test", .vcpus = 1, .mem_bytes = 32 << 20,
+                           .console_in = -1, .console_out = -1, .control_fd = -1,
+                           .kernel_log_fd = -1};
+  int status = -1;
+  hv_error_t err = NULL;
+  if (hv_vm_run(&c, &status, &err) < 0)
+    fail_msg("hv_vm_run: %s", err->msg);
+  assert_int_equal(status, 42);
+  /* A kernel that fails its checks reports 1: still a plain exit status. */
+  c.cmdline = "not-pvh";
+  assert_int_equal(hv_vm_run(&c, &status, &err), 0);
+  assert_int_equal(status, 1);
+  c.engine = "firecracker";
+  assert_true(hv_vm_run(&c, &status, &err) < 0);
+  assert_non_null(strstr(err->msg, "firecracker"));
+  hv_error_release(&err);
+}
+
+static void test_hugepages_error(void **state) {
+  (void)state;
+  /* Only meaningful where no hugepages are free (as on the CI hosts). */
+  cleanup_free char *meminfo = NULL;
+  size_t len;
+  hv_error_t err = NULL;
+  assert_int_equal(hv_read_file("/proc/meminfo", &meminfo, &len, &err), 0);
+  char *f = strstr(meminfo, "HugePages_Free:");
+  if (!f || strtoul(f + 15, NULL, 10) != 0) {
+    skip();
+    return;
+  }
+  struct vm vm;
+  assert_true(vm_create(&vm, 64 << 20, 1, true, &err) < 0);
+  if (!strstr(err->msg, "hugepages"))
+    fail_msg("unclear error: %s", err->msg);
+  vm_destroy(&vm);
+  hv_error_release(&err);
+}
+
 /* Opt-in: boot a real kernel until its banner comes out of the 8250. */
 struct banner_reader { int fd; struct vm *vm; bool seen; };
 static void *banner_reader_main(void *arg) {
@@ -251,6 +292,8 @@ int main(void) {
       cmocka_unit_test(test_direct64_entry),
       cmocka_unit_test(test_bzimage_entry),
       cmocka_unit_test(test_load_errors),
+      cmocka_unit_test(test_hv_vm_run),
+      cmocka_unit_test(test_hugepages_error),
       cmocka_unit_test(test_real_kernel_banner),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
