@@ -8,6 +8,9 @@
  * and an initrd holding
  *   /init                 the static guest init (build/hvrun-init)
  *   /hvrun/config.json    an OCI runtime-spec config document (see below)
+ *   /hvrun/seed           HV_GUEST_SEED_LEN random bytes from the host: init
+ *                         credits them to the kernel RNG (RNDADDENTROPY) and
+ *                         deletes the file, so getrandom never stalls
  *   /dev/console, /dev, /proc, /sys, /newroot   empty nodes init needs.
  *
  * Devices the init expects:
@@ -40,7 +43,8 @@
  * Exit: a 32-bit OUT to HV_HCALL_PORT (vmm.h) with the exit code, or the
  * signal number | HV_HCALL_SIGNALED, or HV_HCALL_PANIC | code when the init
  * itself failed (it prints one "hvrun-init: ..." line to the kernel console
- * first).  Then reboot(RB_POWER_OFF) as a fallback.
+ * first).  Then a reset (reboot(RB_AUTOBOOT) with reboot=t) as the fallback
+ * for VMMs without the port; without ACPI a power-off would only halt.
  */
 #ifndef HVRUN_GUEST_PROTO_H
 #define HVRUN_GUEST_PROTO_H
@@ -58,13 +62,17 @@
 #define HV_GUEST_CMDLINE_BASE                                                          \
   "console=ttyS0 reboot=t panic=-1 no_timer_check mitigations=off "                    \
   "cryptomgr.notests quiet loglevel=4 rdinit=/init"
-/* Added on PVM hosts (kvm_pvm loaded): SYSCALL is emulated from #UD (our
- * kernel patch), and features whose instructions PVM's emulator lacks are
- * hidden (the VMM should also not offer them in CPUID). */
+/* Added on PVM hosts (kvm_pvm loaded): SYSCALL is emulated from #UD and
+ * the ring-0 INT3 self-test is skipped (our kernel patch), and features
+ * whose instructions PVM's emulator lacks (xrstor, clac/stac, wrfsbase,
+ * invpcid...) are hidden.  The VMM should also not offer them in CPUID;
+ * clearcpuid= covers VMMs that pass the host's CPUID through. */
 #define HV_GUEST_CMDLINE_PVM                                                           \
-  "hvrun.pvm=1 noxsave nopku nofsgsbase clearcpuid=smap,smep,pcid,invpcid"
+  "hvrun.pvm=1 nofsgsbase clearcpuid=xsave,pku,smap,smep,pcid,invpcid"
 
 #define HV_GUEST_CONFIG_PATH "/hvrun/config.json"
+#define HV_GUEST_SEED_PATH "/hvrun/seed"
+#define HV_GUEST_SEED_LEN 64
 #define HV_GUEST_INIT_PATH "/init"
 
 /* Is /dev/kvm provided by PVM (kvm_pvm)? */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -79,6 +80,13 @@ int hv_initrd_write(const char *out_path, const char *init_path, const char *con
   r = r ? r : entry(&c, "newroot", dir, 0, 0, NULL, 0);
   r = r ? r : entry(&c, "hvrun", S_IFDIR | 0700, 0, 0, NULL, 0);
   r = r ? r : entry(&c, "hvrun/config.json", S_IFREG | 0600, 0, 0, config_json, config_len);
+  /* Entropy for the guest's RNG: without it the first read of /dev/urandom
+   * (jansson's hash seed, any workload's getrandom) waits seconds for the
+   * kernel's jitter entropy under emulation. */
+  uint8_t seed[HV_GUEST_SEED_LEN];
+  if (r == 0 && getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+    r = hv_error(err, errno, "getrandom for the guest's RNG seed");
+  r = r ? r : entry(&c, "hvrun/seed", S_IFREG | 0600, 0, 0, seed, sizeof seed);
   r = r ? r : entry(&c, "init", S_IFREG | 0755, 0, 0, init, init_len);
   r = r ? r : entry(&c, "TRAILER!!!", 0, 0, 0, NULL, 0);
   if (r == 0 && fflush(f) != 0)

@@ -7,7 +7,8 @@
  *
  * The workload's console is this process's stdin/stdout, the kernel log
  * goes to WORKDIR/kernel.log.  With SIGNAL, "signal SIGNAL" is sent over the
- * control channel once the guest reports "started".  Prints
+ * control channel once the guest reports "started".  HVRUN_TEST_CMDLINE adds
+ * to the kernel command line; HVRUN_TEST_MEM_MB and HVRUN_TEST_VCPUS size the VM.  Prints
  * "status N" on stderr and exits 0, or prints the error and exits 1. */
 #include "vm/guest_proto.h"
 #include <fcntl.h>
@@ -25,6 +26,11 @@ static void *control_reader(void *unused) {
     buf[n] = '\0';
     fprintf(stderr, "control: %s", buf);
     if (send_signal && strstr(buf, "started ")) {
+      /* Give the workload time to install its handlers (the test does not
+       * depend on how long; too short only kills it by default action). */
+      const char *delay = getenv("HVRUN_TEST_SIGNAL_DELAY_MS");
+      if (delay)
+        usleep((useconds_t)atoi(delay) * 1000);
       dprintf(host_end, "signal %d\n", send_signal);
       send_signal = 0;
     }
@@ -58,7 +64,13 @@ int main(int argc, char **argv) {
   struct hv_vm_config c = {.kernel = argv[1], .initrd = initrd, .root_disk = disk,
                            .vcpus = 2, .mem_bytes = 256 << 20, .console_in = 0,
                            .console_out = 1, .control_fd = sv[1], .kernel_log_fd = logfd,
-                           .engine = "qemu"};
+                           .engine = "qemu", .cmdline = getenv("HVRUN_TEST_CMDLINE")};
+  const char *mem = getenv("HVRUN_TEST_MEM_MB");
+  if (mem)
+    c.mem_bytes = strtoull(mem, NULL, 10) << 20;
+  const char *cpus = getenv("HVRUN_TEST_VCPUS");
+  if (cpus)
+    c.vcpus = (uint32_t)atoi(cpus);
   int status = -1;
   if (hv_vm_run_qemu(&c, &status, &err) < 0)
     return hv_error_print(&err) ? 1 : 1;

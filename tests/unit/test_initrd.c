@@ -110,8 +110,8 @@ static void test_contents(void **state) {
   assert_int_equal(len % 4, 0);
   struct ent e[16];
   int n = parse(buf, len, e, 16);
-  assert_int_equal(n, 8);
-  bool seen_init = false, seen_cfg = false, seen_console = false;
+  assert_int_equal(n, 9);
+  bool seen_init = false, seen_cfg = false, seen_console = false, seen_seed = false;
   for (int i = 0; i < n; i++) {
     for (int j = 0; j < i; j++)
       assert_int_not_equal(e[i].ino, e[j].ino); /* no accidental hard links */
@@ -125,6 +125,10 @@ static void test_contents(void **state) {
       assert_int_equal(e[i].mode, S_IFREG | 0600);
       assert_int_equal(e[i].size, strlen(cfg));
       assert_memory_equal(e[i].data, cfg, strlen(cfg));
+    } else if (!strcmp(e[i].name, "hvrun/seed")) {
+      seen_seed = true;
+      assert_int_equal(e[i].mode, S_IFREG | 0600);
+      assert_int_equal(e[i].size, HV_GUEST_SEED_LEN);
     } else if (!strcmp(e[i].name, "dev/console")) {
       seen_console = true;
       assert_int_equal(e[i].mode, S_IFCHR | 0600);
@@ -132,7 +136,7 @@ static void test_contents(void **state) {
       assert_int_equal(e[i].rmin, 1);
     }
   }
-  assert_true(seen_init && seen_cfg && seen_console);
+  assert_true(seen_init && seen_cfg && seen_console && seen_seed);
   free(buf);
   assert_int_equal(count_files(), 2); /* init + archive: no temp file left */
 }

@@ -25,6 +25,7 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <linux/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -94,6 +95,31 @@ static void tty_raw(int fd) {
     cfmakeraw(&t);
     tcsetattr(fd, TCSANOW, &t);
   }
+}
+
+/* Credit the host's seed to the kernel RNG so nothing in the guest blocks on
+ * entropy (see guest_proto.h); a missing seed only costs time. */
+static void seed_rng(void) {
+  struct {
+    struct rand_pool_info info;
+    uint8_t buf[HV_GUEST_SEED_LEN];
+  } s;
+  int fd = open(HV_GUEST_SEED_PATH, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  ssize_t n = read(fd, s.buf, sizeof s.buf);
+  close(fd);
+  unlink(HV_GUEST_SEED_PATH);
+  if (n <= 0)
+    return;
+  s.info.entropy_count = (int)n * 8;
+  s.info.buf_size = (int)n;
+  int rnd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+  if (rnd < 0 || ioctl(rnd, RNDADDENTROPY, &s.info) < 0)
+    guest_log("seeding the RNG: %s", strerror(errno));
+  if (rnd >= 0)
+    close(rnd);
+  explicit_bzero(s.buf, sizeof s.buf);
 }
 
 static int read_config(struct hv_oci_config **cfg, hv_error_t *err) {
@@ -232,6 +258,7 @@ int main(void) {
     hv_error(&err, errno, "mount /proc (initramfs)");
     fail(PANIC_SETUP, &err);
   }
+  seed_rng();
   /* Consoles are opened before the root switch, so they work whatever the
    * spec does to /dev. */
   control_fd = open(CONTROL_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
