@@ -83,8 +83,9 @@ void vm_print_exit_stats(struct vm *vm, FILE *out) {
     for (uint32_t r = 0; r < VM_EXIT_REASONS; r++)
       if (v->exits[r])
         fprintf(out, " %s=%llu", exit_name(r), (unsigned long long)v->exits[r]);
-    fprintf(out, " (unhandled pio=%llu mmio=%llu)\n", (unsigned long long)v->pio_unhandled,
-            (unsigned long long)v->mmio_unhandled);
+    fprintf(out, " (unhandled pio=%llu mmio=%llu, int3 reflected=%llu)\n",
+            (unsigned long long)v->pio_unhandled, (unsigned long long)v->mmio_unhandled,
+            (unsigned long long)v->int3_reflected);
   }
   struct kstats ks = {0};
   read_kstats(vm->vm_fd, &ks);

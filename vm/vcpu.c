@@ -103,8 +103,39 @@ static void fatal_exit(struct vm_vcpu *v, const char *what) {
   vm_request_stop(v->vm, HV_VM_EXIT_ERROR, 0, msg);
 }
 
+/* PVM's emulator cannot execute int3 (Linux uses it in its boot self-test
+ * and for every static-key patch via text_poke_bp).  int3 is a trap with a
+ * one-byte encoding, so the VMM can do it: step over it and inject #BP,
+ * which the guest then takes through its own IDT as on hardware.  Returns
+ * true if it did.  (Not needed on VMX/SVM, which run int3 natively.) */
+static bool reflect_int3(struct vm_vcpu *v) {
+  struct kvm_run *run = v->run;
+  if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION ||
+      !(run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) ||
+      run->emulation_failure.insn_size < 1 || run->emulation_failure.insn_bytes[0] != 0xcc)
+    return false;
+  struct kvm_regs regs;
+  struct kvm_vcpu_events ev;
+  if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0 || ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+    return false;
+  if (ev.exception.injected || ev.exception.pending)
+    return false;
+  regs.rip += 1;
+  ev.exception.injected = 1;
+  ev.exception.nr = 3;
+  ev.exception.has_error_code = 0;
+  ev.exception.error_code = 0;
+  ev.flags = 0;
+  if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0 || ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+    return false;
+  v->int3_reflected++;
+  return true;
+}
+
 static void handle_internal_error(struct vm_vcpu *v) {
   struct kvm_run *run = v->run;
+  if (v->pvm && reflect_int3(v))
+    return;
   char what[256];
   const char *names[] = {"?", "emulation failure", "simultaneous exception",
                          "delivery event failure", "unexpected exit reason"};
@@ -152,6 +183,7 @@ static void *vcpu_thread(void *arg) {
   sigemptyset(&set);
   sigaddset(&set, VM_KICK_SIGNAL);
   pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  v->pvm = vm_host_is_pvm();
   while (!stopping(vm)) {
     if (ioctl(v->fd, KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) {

@@ -119,6 +119,8 @@ struct vm_vcpu {
   uint64_t exits[VM_EXIT_REASONS];
   uint64_t pio_unhandled, mmio_unhandled;
   struct vm_profile *profile;   /* RIP samples, HVRUN_VM_PROFILE=1 only */
+  bool pvm;                     /* host is PVM: work around its emulator */
+  uint64_t int3_reflected;      /* int3s the VMM executed for PVM */
 };
 
 /* Guest RAM is split around the 32-bit MMIO hole: [0, low) at gpa 0 and the
