@@ -134,6 +134,33 @@ static void test_triple_fault(void **state) {
     fail_msg("error was: %s", r.error);
 }
 
+static void test_int3(void **state) {
+  (void)state;
+  struct run_result r;
+  run_guest("int3", 1, 0, &r);
+  if (r.reason == HV_VM_EXIT_ERROR)
+    fail_msg("VM error: %s", r.error);
+  assert_int_equal(r.reason, HV_VM_EXIT_STATUS);
+  assert_int_equal(r.status, 3);
+}
+
+/* On PVM with the int3 work-around off, the emulator's failure must come
+ * out as a clear error naming the instruction, and the VM must stop. */
+static void test_emulation_failure_reported(void **state) {
+  (void)state;
+  if (access("/sys/module/kvm_pvm", F_OK) != 0) {
+    skip();
+    return;
+  }
+  setenv("HVRUN_PVM", "0", 1);
+  struct run_result r;
+  run_guest("int3", 1, 0, &r);
+  unsetenv("HVRUN_PVM");
+  assert_int_equal(r.reason, HV_VM_EXIT_ERROR);
+  if (!strstr(r.error, "emulation failure") || !strstr(r.error, "instruction cc"))
+    fail_msg("unclear error: %s", r.error);
+}
+
 static void test_halt_then_stop(void **state) {
   (void)state;
   struct run_result r;
@@ -208,7 +235,8 @@ int main(void) {
       cmocka_unit_test(test_serial_hello),  cmocka_unit_test(test_exit_status),
       cmocka_unit_test(test_signaled),      cmocka_unit_test(test_panic),
       cmocka_unit_test(test_reset),         cmocka_unit_test(test_triple_fault),
-      cmocka_unit_test(test_halt_then_stop), cmocka_unit_test(test_mmio_unmapped),
+      cmocka_unit_test(test_int3),          cmocka_unit_test(test_emulation_failure_reported),
+               cmocka_unit_test(test_halt_then_stop), cmocka_unit_test(test_mmio_unmapped),
       cmocka_unit_test(test_smp),           cmocka_unit_test(test_gpa_bounds),
       cmocka_unit_test(test_bad_config),
   };
