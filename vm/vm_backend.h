@@ -1,0 +1,116 @@
+/* vm_backend.h: private to the VM backend's lifecycle glue (backend.c,
+ * vmm_process.c, jail.c, policy_vm.c).
+ *
+ * Process layout of one VM workload:
+ *
+ *   hvrun create (P) --fork--> stage (S) --fork--> VMM (V)
+ *
+ * P creates the VMM's cgroup and moves S into it.  S unshares the jail's
+ * namespaces (mount, pid, ipc, uts, net), forks V (pid 1 of the new pid
+ * namespace, so killing V ends everything it started, e.g. QEMU) and exits;
+ * P is a child subreaper, so V comes back to P (or to P's own subreaper
+ * when P is `create` and exits, as conmon/containerd-shim expect).
+ * V binds <state>/control.sock, opens <state>/exec.fifo, builds its jail
+ * (vm/jail.c: minimal tmpfs root with only /dev/kvm, the kernel, the initrd
+ * and the root disk, pivot_root, no capabilities, no_new_privs) and blocks
+ * on the fifo until `start`; then it loads its seccomp allow-list, boots
+ * the VM and exits with the workload's status (code, or 128+signal).
+ *
+ * State pid = V.  State dir (<root>/<id>/) holds: config.json (as given),
+ * exec.fifo, control.sock, initrd.cpio, root.erofs (only when built from a
+ * directory), kernel.log (the guest's 8250 output) and jail/ (the empty
+ * mount point of V's private tmpfs root). */
+#ifndef HVRUN_VM_BACKEND_H
+#define HVRUN_VM_BACKEND_H
+#include "guest_proto.h"
+#include "../cgroups/cgroups.h"
+
+#define VMB_FIFO "exec.fifo"
+#define VMB_SOCK "control.sock"
+#define VMB_INITRD "initrd.cpio"
+#define VMB_DISK "root.erofs"
+#define VMB_KLOG "kernel.log"
+#define VMB_JAIL "jail"
+#define VMB_CONFIG "config.json"
+
+#define VMB_ANN_KERNEL "org.hvrun.kernel"
+#define VMB_ANN_ENGINE "org.hvrun.engine"
+#define VMB_ANN_IMAGE "org.hvrun.image"
+
+/* Default guest RAM when the config sets no memory limit. */
+#define VMB_DEFAULT_MEM (256ULL << 20)
+#define VMB_MIN_MEM (64ULL << 20)
+/* Host memory the VMM process needs besides guest RAM (its own heap,
+ * stacks, page tables, virtio buffers; QEMU's TCG translation cache). */
+#define VMB_VMM_OVERHEAD (64ULL << 20)
+#define VMB_QEMU_OVERHEAD (320ULL << 20)
+/* Host tasks the VMM needs: main + control thread + one per vCPU + device
+ * I/O threads; QEMU adds its RCU, call_rcu and worker threads. */
+#define VMB_VMM_TASKS 32
+#define VMB_QEMU_TASKS 64
+
+/* ---- policy_vm.c: what the VM makes of a config ---- */
+struct vmb_plan {
+  char *kernel;                 /* absolute path */
+  char *init;                   /* build/hvrun-init */
+  char *engine;                 /* "hvrun" or "qemu" */
+  char *image_ref;              /* annotation org.hvrun.image, or NULL */
+  uint32_t vcpus;
+  uint64_t mem_bytes;           /* guest RAM */
+  char *cmdline;                /* own engine: full guest command line */
+  char *kvm_dev;                /* host path bound at /dev/kvm in the jail */
+  bool need_kvm;
+  bool jail;                    /* false only with HVRUN_VM_NOJAIL=1 */
+};
+/* Check every config field the VM backend cannot honour (one clear error
+ * naming the field), then resolve kernel, init, engine, vCPUs and RAM. */
+int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_error_t *err);
+void vmb_plan_clear(struct vmb_plan *p);
+/* Rewrite cfg's resources into what the VMM's cgroup gets: memory limit =
+ * guest RAM + VMM overhead (swap keeps its margin over the limit), pids =
+ * the VMM's own task budget unless the config asks for less. */
+void vmb_vmm_resources(struct hv_oci_resources *r, const struct vmb_plan *p);
+/* Same check for `update`: resources the running VM cannot change. */
+int vmb_check_update(const struct hv_oci_resources *r, hv_error_t *err);
+/* For `hvrun features`. */
+json_t *vmb_features(void);
+/* The KVM device check (HVRUN_KVM_DEV overrides /dev/kvm). */
+int vmb_kvm_check(const char *dev, hv_error_t *err);
+
+/* ---- jail.c: the VMM's sandbox ---- */
+struct vmb_jail {
+  const char *root;             /* empty dir to mount the tmpfs root on */
+  const char *kvm_dev;          /* host path of the KVM device, or NULL */
+  const char *kernel, *initrd, *disk;
+  bool qemu;                    /* also bind /usr, /lib*, /etc ro + /proc */
+};
+/* Inside the new mount namespace: build the minimal root and pivot_root
+ * into it.  Afterwards the files are at the VMB_IN_JAIL_* paths. */
+#define VMB_IN_JAIL_KERNEL "/vm/kernel"
+#define VMB_IN_JAIL_INITRD "/vm/initrd"
+#define VMB_IN_JAIL_DISK "/vm/root.disk"
+int vmb_jail_enter(const struct vmb_jail *j, hv_error_t *err);
+/* Drop every capability (all five sets) and set no_new_privs. */
+int vmb_jail_drop_privileges(hv_error_t *err);
+/* The VMM's seccomp allow-list (own engine), on every thread (TSYNC). */
+int vmb_jail_seccomp(hv_error_t *err);
+
+/* ---- vmm_process.c: the VMM process ---- */
+struct vmb_spawn {
+  const struct vmb_plan *plan;
+  const char *state_dir;
+  const char *console_socket;   /* process.terminal: send the pty master here */
+  const struct hv_oci_process *process;
+  struct hv_cgroup *cg;         /* S is moved here before it runs */
+  const char *root_disk;        /* host path of the erofs root, or NULL */
+  bool qemu_may_use_kvm;        /* QEMU engine: bind /dev/kvm (not on PVM) */
+  bool oom_score_adj_set;
+  int oom_score_adj;            /* process.oomScoreAdj, applied to the VMM */
+  pid_t pid;                    /* out: V */
+};
+int vmb_vmm_spawn(struct vmb_spawn *s, hv_error_t *err);
+/* Send one request line to a VMM's control socket; the reply line (without
+ * "\n") goes to reply if given. */
+int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,
+                        hv_error_t *err);
+#endif
