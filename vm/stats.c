@@ -2,7 +2,9 @@
  * vCPU left KVM_RUN for user space, by reason, and KVM's own counters
  * (binary stats fd: exits handled inside the kernel, instruction
  * emulations, page faults, halts...).  The second set is what explains a
- * slow guest: most exits never reach user space. */
+ * slow guest: most exits never reach user space.
+ *
+ * HVRUN_VM_PROFILE=1 adds a RIP-sampling profile (see vmm.h). */
 #include "vmm.h"
 #include <errno.h>
 #include <string.h>
@@ -129,6 +131,12 @@ void vm_profile_sample(struct vm_vcpu *v) {
 static void *sampler_main(void *arg) {
   struct vm *vm = arg;
   struct timespec ts = {0, 1000000};
+  /* HVRUN_VM_PROFILE_DELAY=S: start sampling S seconds into the run, to
+   * look at one phase of a boot. */
+  const char *d = getenv("HVRUN_VM_PROFILE_DELAY");
+  long delay_ms = d ? strtol(d, NULL, 10) * 1000 : 0;
+  for (; delay_ms > 0 && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST); delay_ms--)
+    nanosleep(&ts, NULL);
   while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
     nanosleep(&ts, NULL);
     pthread_mutex_lock(&vm->lock);
