@@ -242,8 +242,9 @@ static void kick_handler(int sig) { (void)sig; }
 
 int vm_run_vcpus(struct vm *vm, hv_error_t *err) {
   /* The kick signal only has to interrupt KVM_RUN; the handler does
-   * nothing.  No SA_RESTART, so the ioctl returns EINTR. */
-  struct sigaction sa = {.sa_handler = kick_handler};
+   * nothing.  KVM_RUN returns EINTR whatever SA_RESTART says, and
+   * SA_RESTART spares device handlers' read/write an EINTR. */
+  struct sigaction sa = {.sa_handler = kick_handler, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
   if (sigaction(VM_KICK_SIGNAL, &sa, NULL) < 0)
     return hv_error(err, errno, "sigaction for the vCPU kick signal");
