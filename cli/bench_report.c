@@ -63,7 +63,12 @@ static bool has_flag(const char *flags, const char *flag) {
   return false;
 }
 
-static const char *cgroup_layout(void) {
+static const char *cgroup_layout(bool private_ns) {
+  /* In the bench's private mount namespace unified is gone: say what the
+   * host has, and what the runtimes saw. */
+  if (private_ns)
+    return "hybrid (v1 controllers + cgroup2 at /sys/fs/cgroup/unified); the bench ran in a "
+           "private mount namespace without /sys/fs/cgroup/unified so crun 1.8 accepts it";
   struct statfs s;
   if (statfs("/sys/fs/cgroup", &s) == 0 && s.f_type == 0x63677270 /* CGROUP2_SUPER_MAGIC */)
     return "v2 (unified)";
@@ -109,7 +114,7 @@ json_t *bench_host_metadata(struct bench_env *e) {
                    "machine", u.machine, "os", os ? os : "unknown", "boot_id",
                    boot_id ? boot_id : "", "kvm", kvm, "cgroup_private_v1_view",
                    e->private_mountns, "versions", versions,
-                   "cgroup_layout", cgroup_layout());
+                   "cgroup_layout", cgroup_layout(e->private_mountns));
 }
 
 /* ---------------- parsing ---------------- */

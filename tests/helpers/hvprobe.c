@@ -211,8 +211,10 @@ static void probe_escapes(void) {
   verdict("proc_self_exe_write", fd >= 0, errno);
   if (fd >= 0)
     close(fd);
-  fd = open("/proc/1/exe", O_RDONLY);
-  verdict("proc_1_exe_open", fd >= 0, errno);
+  /* Kernel tunables: /proc/sys must be read-only in a sandbox (opened for
+   * writing only; nothing is written). */
+  fd = open("/proc/sys/kernel/domainname", O_WRONLY);
+  verdict("proc_sys_open_for_write", fd >= 0, errno);
   if (fd >= 0)
     close(fd);
   /* Leaked descriptors: anything open beyond stdio that points at a
