@@ -151,6 +151,15 @@ static void filter_entry(struct kvm_cpuid_entry2 *e, const struct vm *vm, uint32
     if (pvm)
       e->eax = e->ebx = e->ecx = e->edx = 0;
     break;
+  case 0x80000008: {
+    /* AMD core count: NC = n-1 and the APIC-id bits it takes; without it
+     * Linux puts every vCPU in a package of its own. */
+    uint32_t shift = 0;
+    while ((1U << shift) < n)
+      shift++;
+    e->ecx = (e->ecx & ~0xf0ffU) | ((n - 1) & 0xff) | (shift << 12);
+    break;
+  }
   case 0x80000001:
     if (pvm) {
       e->ecx &= ~FX1C_ABM;
