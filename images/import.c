@@ -13,7 +13,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #define META_MAX (16u << 20)
 
@@ -90,7 +93,7 @@ int hv_import_layer(struct hv_import_ctx *c, const char *path, struct hv_layer_d
               S_ISREG(lst.st_mode) && lst.st_ino == st.st_ino;
   static int serial;
   char partial[32];
-  snprintf(partial, sizeof partial, "partial-%d", ++serial);
+  snprintf(partial, sizeof partial, "partial-%d-%d", getpid(), ++serial); /* forked workers */
   cleanup_close int tee = -1, dfd = -1;
   if (!have_blob && !move &&
       (tee = openat(c->tblobs_fd, partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
@@ -124,14 +127,95 @@ int hv_import_layer(struct hv_import_ctx *c, const char *path, struct hv_layer_d
   return 0;
 }
 
+/* One forked worker per layer, at most `jobs` at a time: creating files is
+ * what unpacking spends its time on, and layers are independent (each has
+ * its own temp dir, renamed into place only at commit).  A worker reports
+ * failure as one message line on its pipe. */
+struct worker { pid_t pid; int fd; };
+
+static int reap(struct worker *w, hv_error_t *err) {
+  char msg[4096];
+  ssize_t n = 0, r;
+  while (n < (ssize_t)sizeof msg - 1 && (r = read(w->fd, msg + n, sizeof msg - 1 - (size_t)n)) != 0) {
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      break;
+    n += r;
+  }
+  msg[n] = 0;
+  close(w->fd);
+  int status = 0;
+  while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return 0;
+  return hv_error(err, 0, "%s", n ? msg : "layer worker died");
+}
+
 int hv_import_manifest_layers(struct hv_import_ctx *c, hv_error_t *err) {
   struct hv_image *img = c->img;
-  for (size_t i = 0; i < img->n_layers; i++) {
-    cleanup_free char *path = hv_xasprintf("blobs/sha256/%s", hv_digest_hex(img->layers[i].digest));
-    if (hv_import_layer(c, path, &img->layers[i], err) < 0)
-      return -1;
+  size_t jobs = (size_t)hv_env_u64("HVRUN_IMAGE_JOBS", (uint64_t)sysconf(_SC_NPROCESSORS_ONLN));
+  if (jobs > 8)
+    jobs = 8;
+  if (jobs <= 1 || img->n_layers <= 1) {
+    for (size_t i = 0; i < img->n_layers; i++) {
+      cleanup_free char *path = hv_xasprintf("blobs/sha256/%s", hv_digest_hex(img->layers[i].digest));
+      if (hv_import_layer(c, path, &img->layers[i], err) < 0)
+        return -1;
+    }
+    return 0;
   }
-  return 0;
+  struct worker *w = hv_xmalloc0(jobs * sizeof *w);
+  size_t running = 0, next = 0;
+  int rc = 0;
+  fflush(NULL);
+  while (next < img->n_layers || running) {
+    if (rc == 0 && next < img->n_layers && running < jobs) {
+      int p[2];
+      if (pipe2(p, O_CLOEXEC) < 0) {
+        rc = hv_error(err, errno, "pipe");
+        continue;
+      }
+      pid_t pid = fork();
+      if (pid < 0) {
+        rc = hv_error(err, errno, "fork");
+        close(p[0]);
+        close(p[1]);
+        continue;
+      }
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(p[0]);
+        hv_error_t werr = NULL;
+        struct hv_layer_desc *l = &img->layers[next];
+        cleanup_free char *path = hv_xasprintf("blobs/sha256/%s", hv_digest_hex(l->digest));
+        if (hv_import_layer(c, path, l, &werr) < 0) {
+          cleanup_free char *m = werr->errno_ ? hv_xasprintf("%s: %s", werr->msg,
+                                                             strerror(werr->errno_))
+                                              : hv_xstrdup(werr->msg);
+          if (write(p[1], m, strlen(m)) < 0)
+            _exit(2);
+          _exit(1);
+        }
+        _exit(0);
+      }
+      close(p[1]);
+      w[running++] = (struct worker){pid, p[0]};
+      next++;
+      continue;
+    }
+    if (!running)
+      break;
+    /* Reap the oldest; the others keep working meanwhile. */
+    struct worker done = w[0];
+    memmove(w, w + 1, (running - 1) * sizeof *w);
+    running--;
+    if (reap(&done, err) < 0)
+      rc = -1;
+  }
+  free(w);
+  return rc;
 }
 
 /* A plain rootfs tarball becomes a one-layer image with a minimal config. */

@@ -340,10 +340,14 @@ static int extract_entry(struct unpack_ctx *c, struct archive *a, struct archive
     return r;
   }
   case AE_IFREG: {
-    if (clear_name(c, pfd, base, path, err) < 0)
-      return -1;
-    cleanup_close int fd =
-        openat(pfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* Create first; only an existing name (rare) costs a remove + retry. */
+    int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    cleanup_close int fd = openat(pfd, base, flags, 0644);
+    if (fd < 0 && errno == EEXIST) {
+      if (clear_name(c, pfd, base, path, err) < 0)
+        return -1;
+      fd = openat(pfd, base, flags, 0644);
+    }
     if (fd < 0)
       return hv_error(err, errno, "%s: entry `%s`: create", c->o->what, path);
     if (write_data(c, a, fd, path, archive_entry_size(e), err) < 0)
