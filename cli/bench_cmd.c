@@ -213,7 +213,9 @@ static void w_suite(struct bench_run *r) {
       char *argv[] = {HELPER, "suite", (char *)secs,
                       m->kind == BENCH_NONE ? r->env.hostio : "/tmp", "/dev/shm", NULL};
       cleanup_free char *out = NULL;
-      if (run_cmd(r, m, "suite", argv, NULL, &out) == 0) {
+      double wall = 0;
+      if (run_cmd(r, m, "suite", argv, &wall, &out) == 0) {
+        add_sample(r, m, "suite_wall_s", wall);
         cleanup_json json_t *vals = json_object();
         bench_parse_output(out, vals);
         const char *k;
@@ -261,7 +263,7 @@ static void w_memory(struct bench_run *r) {
         long kib = bench_tree_pss(p.pid, procs);
         add_sample(r, m, "pss_mib", (double)kib / 1024);
         json_object_set_new(mode_obj(r, "facts", m), "process_tree", procs);
-        if (bench_proc_finish(&p, r->env.timeout) < 0 && !bench_stop)
+        if (bench_proc_end(&p, r->env.timeout) < 0 && !bench_stop)
           record_error(r, m, "memory", "the workload did not exit", p.out);
       } else if (!bench_stop) {
         record_error(r, m, "memory", "the workload never reported ready", p.out);
@@ -331,7 +333,7 @@ static void w_density(struct bench_run *r) {
         ok++;
     double dt = bench_now() - t0;
     for (int j = 0; j < n; j++) {
-      if (ps[j].pid > 0 && bench_proc_finish(&ps[j], r->env.timeout) < 0 && !bench_stop &&
+      if (ps[j].pid > 0 && bench_proc_end(&ps[j], r->env.timeout) < 0 && !bench_stop &&
           j < ok)
         record_error(r, m, "density", "an instance did not exit", ps[j].out);
       bench_proc_free(&ps[j]);

@@ -215,7 +215,7 @@ static void chart_isolation(FILE *f, json_t *doc) {
   static const struct iso_row fixed[] = {
       {"host kernel shared", 0, "kernel_shared"},
       {"host syscalls reachable directly", 1, "direct_host_syscalls"},
-      {"kernel log (dmesg) readable", 0, "dmesg_readable"},
+      {"host kernel log (dmesg) readable", 0, "host_dmesg_readable"},
   };
   /* Escape rows: the union of names seen in any mode. */
   const char *escs[32];

@@ -76,6 +76,11 @@ int bench_proc_read(struct bench_proc *p, const char *until, double timeout);
 /* Close stdin, read to EOF, reap (kill after timeout).  Returns the exit
  * status as a shell shows it, or -1 on timeout/interrupt. */
 int bench_proc_finish(struct bench_proc *p, double timeout);
+/* End a long-running workload we have measured: close its stdin (hvbench
+ * hold exits on EOF), and if it is still there after a grace period (a VM
+ * console does not carry EOF), SIGTERM the runtime, which forwards it.
+ * Returns 0 when it ended either way, -1 if it had to be killed. */
+int bench_proc_end(struct bench_proc *p, double timeout);
 void bench_proc_free(struct bench_proc *p);
 /* One command to completion: status, wall seconds, output. */
 int bench_run(struct bench_env *e, struct bench_mode *m, char *const argv[], double *wall,

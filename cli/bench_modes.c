@@ -277,7 +277,7 @@ static char **build_argv(struct bench_env *e, struct bench_mode *m, char *const 
       v[k++] = hv_xstrdup(fixed[i]);
   } else if (!strcmp(name, "qemu")) {
     /* hvrun's VM backend with QEMU as the engine (same kernel, initrd,
-     * root disk); HVRUN_VM_ENGINE is read by the VM backend. */
+     * root disk); HVRUN_ENGINE is read by vm/policy_vm.c. */
     v[k++] = hv_xstrdup(e->self);
     v[k++] = hv_xstrdup("--root");
     v[k++] = hv_xstrdup(root);
@@ -329,7 +329,7 @@ int bench_proc_start(struct bench_env *e, struct bench_mode *m, char *const argv
       if (chdir(e->hostio) < 0)
         _exit(126);
     if (!strcmp(m->name, "qemu"))
-      setenv("HVRUN_VM_ENGINE", "qemu", 1);
+      setenv("HVRUN_ENGINE", "qemu", 1);
     execv(v[0], v);
     dprintf(2, "hvrun bench: exec %s: %s\n", v[0], strerror(errno));
     _exit(127);
@@ -420,6 +420,36 @@ int bench_proc_finish(struct bench_proc *p, double timeout) {
   }
   p->pid = 0;
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int bench_proc_end(struct bench_proc *p, double timeout) {
+  if (p->in_fd >= 0) {
+    close(p->in_fd);
+    p->in_fd = -1;
+  }
+  int st;
+  double end = bench_now() + 2;
+  while (bench_now() < end && !bench_stop) {
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+      p->pid = 0;
+      return 0;
+    }
+    struct timespec ts = {.tv_nsec = 20000000};
+    nanosleep(&ts, NULL);
+  }
+  kill(p->pid, SIGTERM);
+  end = bench_now() + timeout;
+  while (bench_now() < end && !bench_stop) {
+    if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+      p->pid = 0;
+      return 0;
+    }
+    struct timespec ts = {.tv_nsec = 20000000};
+    nanosleep(&ts, NULL);
+  }
+  stop_group(p->pid);
+  p->pid = 0;
+  return -1;
 }
 
 void bench_proc_free(struct bench_proc *p) {

@@ -283,9 +283,10 @@ static json_t *isolation_of(json_t *doc, const char *mode, const char *kind, jso
                           json_pack("{s:O,s:O}", "seen", v, "host", h ? h : json_null()));
   }
   json_object_set_new(o, "view", view);
-  json_object_set_new(o, "dmesg_readable",
-                      json_boolean(json_number_value(json_object_get(probe, "dmesg_syslog")) > 0 ||
-                                   json_number_value(json_object_get(probe, "dmesg_kmsg")) > 0));
+  bool dmesg = json_number_value(json_object_get(probe, "dmesg_syslog")) > 0 ||
+               json_number_value(json_object_get(probe, "dmesg_kmsg")) > 0;
+  json_object_set_new(o, "dmesg_readable", json_boolean(dmesg));
+  json_object_set_new(o, "host_dmesg_readable", json_boolean(dmesg && shared));
   json_t *esc = json_object();
   const char *k;
   json_t *v;
@@ -338,6 +339,36 @@ void bench_finalize(json_t *doc) {
                           json_pack("{s:f,s:s,s:b,s:I}", "median", p - h, "unit", "MiB",
                                     "lower_is_better", 1, "n", (json_int_t)1));
   }
+  /* Clock check: the suite's duration by the sandbox's clock against ours
+   * (minus one start-up).  A guest clock that drifts inflates or deflates
+   * every rate the guest measured; the ratio says by how much. */
+  json_object_foreach(results, mode, ms) {
+    double g = median_of(results, mode, "suite_elapsed_s");
+    double w = median_of(results, mode, "suite_wall_s");
+    double su = median_of(results, mode, "startup_ms") / 1000;
+    if (isfinite(g) && isfinite(w) && isfinite(su) && w - su > 0)
+      json_object_set_new(ms, "clock_ratio",
+                          json_pack("{s:f,s:s,s:b,s:I,s:b}", "median", g / (w - su), "unit",
+                                    "sandbox s / host s", "lower_is_better", 0, "n",
+                                    (json_int_t)1, "noisy", g / (w - su) < 0.8 ||
+                                                                g / (w - su) > 1.2));
+  }
+  /* A drifting sandbox clock makes every rate it measured suspect. */
+  json_object_foreach(results, mode, ms) {
+    json_t *cr = json_object_get(ms, "clock_ratio");
+    if (!cr || !json_is_true(json_object_get(cr, "noisy")))
+      continue;
+    const char *metric;
+    json_t *st;
+    json_object_foreach(ms, metric, st) {
+      const struct bench_metric_info *mi = metric_info(metric);
+      if (mi && strcmp(metric, "startup_ms") && strncmp(metric, "pss", 3) &&
+          strncmp(metric, "density", 7)) {
+        json_object_set_new(st, "noisy", json_true());
+        json_object_set_new(st, "clock_suspect", json_true());
+      }
+    }
+  }
   json_object_set_new(doc, "results", results);
   json_t *iso = json_object();
   size_t i;
@@ -353,7 +384,9 @@ void bench_finalize(json_t *doc) {
   json_object_set_new(doc, "isolation", iso);
   json_object_set_new(doc, "noise_rule",
                       json_string("noisy when (max-min)/median > 0.25, or for startup_ms "
-                                  "(p90-p10)/median > 0.5"));
+                                  "(p90-p10)/median > 0.5, or (clock_suspect) when the "
+                                  "sandbox's clock ran outside 0.8..1.2x the host's during "
+                                  "the suite"));
 }
 
 /* ---------------- output ---------------- */
@@ -383,12 +416,16 @@ void bench_print_table(json_t *doc, FILE *f) {
   json_array_foreach(modes, i, m)
     fprintf(f, " %19s", json_string_value(json_object_get(m, "name")));
   fprintf(f, "\n");
-  for (size_t k = 0; k < bench_nmetrics + 1; k++) {
-    const char *key = k < bench_nmetrics ? bench_metrics[k].key : "overhead_mib";
+  static const struct bench_metric_info derived[] = {
+      {"overhead_mib", "MiB", "sandbox memory (PSS - host)", true},
+      {"clock_ratio", "x", "sandbox clock / host clock", false},
+  };
+  for (size_t k = 0; k < bench_nmetrics + 2; k++) {
+    const struct bench_metric_info *mi =
+        k < bench_nmetrics ? &bench_metrics[k] : &derived[k - bench_nmetrics];
+    const char *key = mi->key;
     char label[64];
-    snprintf(label, sizeof label, "%s [%s]",
-             k < bench_nmetrics ? bench_metrics[k].label : "sandbox memory (PSS - host)",
-             k < bench_nmetrics ? bench_metrics[k].unit : "MiB");
+    snprintf(label, sizeof label, "%s [%s]", mi->label, mi->unit);
     bool any = false;
     json_array_foreach(modes, i, m)
       if (json_object_get(json_object_get(results, json_string_value(json_object_get(m, "name"))), key))
@@ -417,7 +454,8 @@ void bench_print_table(json_t *doc, FILE *f) {
   json_array_foreach(modes, i, m)
     fprintf(f, " %19s", json_string_value(json_object_get(m, "name")));
   fprintf(f, "\n");
-  static const char *rows[] = {"kernel_shared", "direct_host_syscalls", "dmesg_readable", NULL};
+  static const char *rows[] = {"kernel_shared", "direct_host_syscalls", "host_dmesg_readable",
+                               NULL};
   for (size_t r = 0; rows[r]; r++) {
     fprintf(f, "%-38s", rows[r]);
     json_array_foreach(modes, i, m) {
