@@ -336,28 +336,68 @@ def test_concurrent_imports_same_image(work):
     assert [x for x in os.listdir(os.path.join(s, "tmp"))] == []
 
 
-def test_kill9_midway_leaves_store_usable(work):
-    s = os.path.join(work, "s")
-    big = make_tar([tinfo(f"f{i}", data=os.urandom(1 << 20)) for i in range(150)])
+def test_kill9_midway_leaves_store_usable(store, work):
+    import time
+    big = make_tar([tinfo(f"f{i}", data=os.urandom(1 << 20)) for i in range(200)])
     layout = os.path.join(work, "big")
     make_layout(layout, [big], how="gzip")
-    before = None
-    for delay in (0.05, 0.15, 0.3):
-        p = subprocess.Popen([HVRUN, "image", "--store", s, "import", layout, "big:1"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            p.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
+    before = snapshot(os.path.join(store, "blobs")), open(os.path.join(store, "refs.json")).read()
+    tmp = os.path.join(store, "tmp")
+    p = subprocess.Popen([HVRUN, "image", "--store", store, "import", layout, "big:1"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Wait until it is unpacking (a partial layer dir exists), then kill -9.
+    deadline = time.time() + 60
+    killed = False
+    while time.time() < deadline and p.poll() is None:
+        parts = [os.path.join(r, d) for r, ds, _ in os.walk(tmp) for d in ds
+                 if d.startswith("partial-")]
+        if parts:
             p.kill()
-            p.wait()
-        if before is None and os.path.exists(os.path.join(s, "refs.json")):
+            killed = True
             break
-    p = hv(s, "verify", check=False)
-    assert p.returncode == 0, p.stdout + p.stderr
-    hv(s, "prune")
-    assert [x for x in os.listdir(os.path.join(s, "tmp"))] == []
-    hv(s, "import", layout, "big:1")
-    assert "0 problems" in hv(s, "verify").stdout
+        time.sleep(0.01)
+    p.wait()
+    if not killed:
+        pytest.skip("import finished before it could be killed")
+    assert os.listdir(tmp), "expected leftovers of the killed import"
+    assert (snapshot(os.path.join(store, "blobs")),
+            open(os.path.join(store, "refs.json")).read()) == before
+    assert "0 problems" in hv(store, "verify").stdout
+    out = hv(store, "prune").stdout
+    assert "0 temp leftovers" not in out, out
+    assert os.listdir(tmp) == []
+    hv(store, "import", layout, "big:1")
+    assert "0 problems" in hv(store, "verify").stdout
+
+
+def test_prune_waits_for_running_import(store, work):
+    layout = os.path.join(work, "mid")
+    make_layout(layout, [make_tar([tinfo(f"f{i}", data=os.urandom(1 << 16)) for i in range(400)])])
+    imp = subprocess.Popen([HVRUN, "image", "--store", store, "import", layout, "mid:1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    prunes = [subprocess.run([HVRUN, "image", "--store", store, "prune"], capture_output=True)
+              for _ in range(3)]
+    _, err = imp.communicate(timeout=120)
+    assert imp.returncode == 0, err
+    assert all(pr.returncode == 0 for pr in prunes)
+    assert "0 problems" in hv(store, "verify").stdout
+    mount_check(store, work, "mid:1", path="f399")
+
+
+def test_rm_while_mounted_keeps_layers(store, work):
+    scratch, mnt = os.path.join(work, "scr"), os.path.join(work, "mnt")
+    os.makedirs(mnt)
+    (ld,) = layer_dir(store, "hvrun/busybox")
+    hv(store, "mount", "hvrun/busybox", scratch, mnt)
+    try:
+        hv(store, "rm", "hvrun/busybox")
+        hv(store, "prune")
+        assert os.path.isdir(ld), "layer of a mounted rootfs was collected"
+        assert os.path.exists(os.path.join(mnt, "bin/busybox"))
+    finally:
+        hv(store, "unmount", scratch, mnt)
+    hv(store, "prune")
+    assert not os.path.exists(ld)
 
 
 def test_verify_detects_corruption(store):
