@@ -25,6 +25,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -115,6 +116,8 @@ struct vmm {
   int sig_fd;                   /* signalfd of `forwarded` */
   atomic_bool booting;          /* the VM has been started */
   atomic_int guest_pid;         /* from "started P" */
+  int started_efd;              /* signalled once the workload runs */
+  int stdin_src, stdin_dst;     /* stdin relay (see stdin_thread), -1 = none */
   pthread_mutex_t write_lock;   /* one writer at a time on guest_fd */
   char line[512];
   size_t used;
@@ -150,8 +153,13 @@ static void guest_lines(struct vmm *v, const char *buf, size_t n) {
     }
     v->line[v->used] = 0;
     int pid;
-    if (sscanf(v->line, "started %d", &pid) == 1)
+    if (sscanf(v->line, "started %d", &pid) == 1) {
       atomic_store(&v->guest_pid, pid);
+      uint64_t one = 1;
+      if (write(v->started_efd, &one, sizeof one) < 0) {
+        /* only the stdin relay waits for it */
+      }
+    }
     v->used = 0;
   }
 }
@@ -222,6 +230,42 @@ static void *control_thread(void *arg) {
         forward_signal(v, (int)si.ssi_signo);
     }
   }
+}
+
+/* Bytes written to the console before the guest has opened /dev/hvc0
+ * are dropped by the guest (and by QEMU's virtconsole), so stdin is held
+ * back until the workload runs: `echo x | hvrun vm -i ...` must not lose
+ * x.  EOF closes the relay's end. */
+static void *stdin_thread(void *arg) {
+  struct vmm *v = arg;
+  uint64_t n;
+  while (read(v->started_efd, &n, sizeof n) < 0 && errno == EINTR)
+    ;
+  char buf[16384];
+  for (;;) {
+    ssize_t r = read(v->stdin_src, buf, sizeof buf);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      break;
+    for (ssize_t off = 0; off < r;) {
+      ssize_t w = write(v->stdin_dst, buf + off, (size_t)(r - off));
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w <= 0)
+        goto out;
+      off += w;
+    }
+  }
+out:
+  close(v->stdin_dst);
+  return NULL;
+}
+
+static bool is_dev_null(int fd) {
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 && a.st_rdev == b.st_rdev &&
+         S_ISCHR(a.st_mode);
 }
 
 /* ---------------- V: setup ---------------- */
@@ -384,9 +428,27 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
   v.sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
   pthread_mutex_init(&v.write_lock, NULL);
   pthread_t th;
-  if (v.sig_fd < 0 || pthread_create(&th, NULL, control_thread, &v) != 0) {
+  v.started_efd = eventfd(0, EFD_CLOEXEC);
+  v.stdin_src = v.stdin_dst = -1;
+  if (v.sig_fd < 0 || v.started_efd < 0 ||
+      pthread_create(&th, NULL, control_thread, &v) != 0) {
     hv_error(&err, errno, "start the VMM's control thread");
     fail(sync_fd, &err);
+  }
+  if (o.console_in == STDIN_FILENO && !is_dev_null(STDIN_FILENO)) {
+    int pfd[2];
+    pthread_t sth;
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+      hv_error(&err, errno, "pipe for stdin");
+      fail(sync_fd, &err);
+    }
+    v.stdin_src = STDIN_FILENO;
+    v.stdin_dst = pfd[1];
+    o.console_in = pfd[0];
+    if (pthread_create(&sth, NULL, stdin_thread, &v) != 0) {
+      hv_error(&err, errno, "start the VMM's stdin relay");
+      fail(sync_fd, &err);
+    }
   }
   report(sync_fd, "ready");
   close(sync_fd);

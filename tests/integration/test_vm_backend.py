@@ -1,0 +1,229 @@
+"""The VM backend's lifecycle: `hvrun vm ROOTFS [CMD...]` and the OCI
+commands with `--backend vm` / annotation org.hvrun.backend=vm, the VMM
+jailed (namespaces, cgroup, pivot_root, no capabilities, seccomp).
+
+Most tests use `--engine qemu` (HVRUN_ENGINE=qemu / annotation
+org.hvrun.engine=qemu): on this host's KVM (PVM) QEMU picks TCG and a boot
+takes about a second.  One test boots on hvrun's own VMM; under PVM that
+takes about a minute (HVRUN_SKIP_SLOW=1 skips it).
+
+The guest kernel and init come from `make kernel guest-init` (cached by
+content hash, so a no-op when built).  HVRUN_KERNEL / HVRUN_INIT override.
+"""
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import REPO, cgroup_dirs_named, one_line_error, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                                reason="qemu-system-x86_64 is not installed")
+
+
+@pytest.fixture(scope="module")
+def guest():
+    kernel = os.environ.get("HVRUN_KERNEL")
+    init = os.environ.get("HVRUN_INIT")
+    if not (kernel and init):
+        subprocess.run(["make", "-s", "kernel", "guest-init"], cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL)
+        kernel = kernel or os.path.join(REPO, "build", "kernel", "vmlinux")
+        init = init or os.path.join(REPO, "build", "hvrun-init")
+    for f in (kernel, init):
+        assert os.path.isfile(f), "%s is missing" % f
+    return {"kernel": os.path.realpath(kernel), "init": os.path.realpath(init)}
+
+
+def env(guest, engine="qemu", **extra):
+    e = dict(os.environ, HVRUN_KERNEL=guest["kernel"], HVRUN_INIT=guest["init"])
+    if engine:
+        e["HVRUN_ENGINE"] = engine
+    else:
+        e.pop("HVRUN_ENGINE", None)
+    e.update(extra)
+    return e
+
+
+def vm(hv, guest, *args, engine="qemu", timeout=120, **kw):
+    """`hvrun vm --name ID ...`; the id is registered for the leftover checks."""
+    return hv.run("vm", "--name", hv.id("vm"), *args, env=env(guest, engine), timeout=timeout,
+                  **kw)
+
+
+def vm_bundle(hv, guest, args, engine="qemu", edit=None):
+    def annotate(cfg):
+        cfg["root"]["readonly"] = False
+        cfg.setdefault("annotations", {}).update({"org.hvrun.backend": "vm",
+                                                  "org.hvrun.engine": engine,
+                                                  "org.hvrun.kernel": guest["kernel"]})
+        if edit:
+            edit(cfg)
+    return hv.bundle(args, edit=annotate)
+
+
+def processes_naming(needle):
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                if needle.encode() in f.read():
+                    found.append(int(p))
+        except OSError:
+            pass
+    return found
+
+
+# ---------------------------------------------------------------- one-shot
+
+def test_echo_hello(hv, guest):
+    r = vm(hv, guest, hv.rootfs, "echo", "hello")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "hello\n"
+
+
+def test_exit_code(hv, guest):
+    r = vm(hv, guest, hv.rootfs, "sh", "-c", "exit 7")
+    assert r.returncode == 7, r.stderr
+
+
+def test_cpus_and_memory_shape_the_vm(hv, guest):
+    r = vm(hv, guest, "--cpus", "1.5", "--memory", "192m", hv.rootfs, "sh", "-c",
+           "grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")
+    assert lines[0] == "2"  # ceil(1.5)
+    total_kib = int(lines[1].split()[1])
+    assert 100 * 1024 < total_kib <= 192 * 1024
+
+
+def test_stdin_with_i(hv, guest):
+    r = vm(hv, guest, "-i", hv.rootfs, "sh", "-c", "read x; echo got-$x", input="abc\n")
+    assert r.returncode == 0 and r.stdout == "got-abc\n", r.stderr
+
+
+def test_network_host_is_an_error(hv, guest):
+    line = one_line_error(vm(hv, guest, "--network", "host", hv.rootfs, "true"))
+    assert "network host is not supported by the vm backend" in line
+
+
+def test_missing_kvm_is_a_clear_error(hv, guest):
+    r = hv.run("vm", "--name", hv.id("vm"), hv.rootfs, "true",
+               env=env(guest, engine=None, HVRUN_KVM_DEV="/nonexistent"))
+    line = one_line_error(r)
+    assert "/nonexistent" in line and "KVM" in line
+
+
+def test_missing_kernel_is_a_clear_error(hv, guest):
+    r = hv.run("vm", "--name", hv.id("vm"), hv.rootfs, "true",
+               env=env(guest, HVRUN_KERNEL="/nonexistent/vmlinux"))
+    line = one_line_error(r)
+    assert "HVRUN_KERNEL" in line and "/nonexistent/vmlinux" in line
+
+
+def test_pids_limit_below_vmm_need_is_an_error(hv, guest):
+    line = one_line_error(vm(hv, guest, "--pids-limit", "5", hv.rootfs, "true"))
+    assert "pids.limit" in line and "VMM" in line
+
+
+def test_ten_vms_at_once(hv, guest):
+    results = [None] * 10
+
+    def one(i):
+        results[i] = vm(hv, guest, hv.rootfs, "sh", "-c", "echo vm-%d; exit %d" % (i, i))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for i, r in enumerate(results):
+        assert r is not None, "vm %d did not finish" % i
+        assert r.returncode == i, r.stderr
+        assert r.stdout == "vm-%d\n" % i, r.stderr
+    # nothing left: no VMM or QEMU process of this root, no cgroup, no state
+    assert processes_naming(hv.root) == []
+    for i in hv.ids:
+        assert cgroup_dirs_named(i) == []
+    assert os.listdir(hv.root) == []
+
+
+# ---------------------------------------------------------------- OCI lifecycle
+
+def test_oci_lifecycle_kill_reaches_workload(hv, guest):
+    script = 'trap "echo got-TERM; exit 3" TERM; echo ready; while :; do sleep 0.1; done'
+    b = vm_bundle(hv, guest, ["sh", "-c", script])
+    cid = hv.id("oci")
+    out = os.path.join(hv.tmp, "out")
+    with open(out, "w") as f:
+        p = subprocess.run(hv.cmd("create", "--bundle", b, cid), stdout=f,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, open(out).read()
+    st = hv.state(cid)
+    assert st["status"] == "created" and st["pid"] > 0
+    vmm = st["pid"]
+    hv.run("start", cid, check=True)
+    assert hv.state(cid)["status"] == "running"
+    wait_for(lambda: "ready" in open(out).read(), timeout=60, what="workload ready")
+    ps = json.loads(hv.run("ps", "--format", "json", cid, check=True).stdout)
+    assert vmm in ps
+    hv.run("pause", cid, check=True)
+    assert hv.state(cid)["status"] == "paused"
+    hv.run("resume", cid, check=True)
+    assert hv.state(cid)["status"] == "running"
+    r = hv.run("exec", cid, "true")
+    assert "exec is not supported by the vm backend" in one_line_error(r)
+    hv.run("kill", cid, "TERM", check=True)
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", timeout=30, what="vm stopped")
+    assert "got-TERM" in open(out).read()
+    hv.run("delete", cid, check=True)
+    assert not os.path.exists(os.path.join(hv.root, cid))
+    assert cgroup_dirs_named(cid) == []
+
+
+def test_oci_run_status_and_sigkill(hv, guest):
+    b = vm_bundle(hv, guest, ["sh", "-c", "exit 5"])
+    r = hv.run("run", "--bundle", b, hv.id("run"), stdin=subprocess.DEVNULL)
+    assert r.returncode == 5, r.stderr
+    b = vm_bundle(hv, guest, ["sleep", "1000"])
+    cid = hv.id("run")
+    p = hv.popen("run", "--bundle", b, cid, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+    def running():
+        r = hv.run("state", cid)
+        return r.returncode == 0 and json.loads(r.stdout)["status"] == "running"
+    wait_for(running, timeout=60, what="running")
+    hv.run("kill", cid, "KILL", check=True)
+    assert p.wait(timeout=60) == 137
+
+
+def test_bind_mount_is_an_error(hv, guest):
+    def bind(cfg):
+        cfg["mounts"].append({"destination": "/data", "type": "bind", "source": hv.tmp,
+                              "options": ["rbind"]})
+    b = vm_bundle(hv, guest, ["true"], edit=bind)
+    line = one_line_error(hv.run("run", "--bundle", b, hv.id("bind"), stdin=subprocess.DEVNULL))
+    assert "bind mounts" in line and "/data" in line
+
+
+def test_features_describe_vm_policy(hv):
+    j = json.loads(hv.run("features", check=True).stdout)
+    text = json.dumps(j)
+    assert "guest RAM" in text and "VMM cgroup" in text
+
+
+# ---------------------------------------------------------------- own VMM
+
+@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_SLOW") == "1", reason="HVRUN_SKIP_SLOW=1")
+def test_own_vmm_boots_linux(hv, guest):
+    """hvrun's own VMM, jailed with its seccomp allow-list (about a minute
+    under PVM)."""
+    r = vm(hv, guest, hv.rootfs, "sh", "-c", "echo own-vmm; exit 4", engine="hvrun", timeout=600)
+    assert r.returncode == 4, r.stderr
+    assert r.stdout == "own-vmm\n", r.stderr
