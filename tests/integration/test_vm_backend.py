@@ -227,3 +227,43 @@ def test_own_vmm_boots_linux(hv, guest):
     r = vm(hv, guest, hv.rootfs, "sh", "-c", "echo own-vmm; exit 4", engine="hvrun", timeout=600)
     assert r.returncode == 4, r.stderr
     assert r.stdout == "own-vmm\n", r.stderr
+
+
+# ---------------------------------------------------------------- podman
+
+def test_podman_runs_a_vm(guest):
+    """podman (conmon) drives the VM backend through the OCI commands,
+    selected by annotation; its housekeeping bind mounts are skipped."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    from test_podman import IMAGE, ULIMITS, Podman, make_busybox_rootfs, unique_id
+    import tarfile
+    import tempfile
+    base = tempfile.mkdtemp(prefix="hvrun-pmvm-")  # podman wants a short runroot
+    p = Podman(base)
+    rootfs = make_busybox_rootfs(os.path.join(base, "rootfs"))
+    with tarfile.open(os.path.join(base, "rootfs.tar"), "w") as t:
+        t.add(rootfs, arcname=".")
+    p("import", os.path.join(base, "rootfs.tar"), IMAGE)
+    ann = ["--annotation", "org.hvrun.backend=vm", "--annotation", "org.hvrun.engine=qemu",
+           "--annotation", "org.hvrun.kernel=" + guest["kernel"]]
+    name = unique_id("pmvm")
+    try:
+        r = p("run", "--rm", "--name", name, "--network", "none", *ULIMITS, *ann, IMAGE,
+              "sh", "-c", "echo hi-from-vm; exit 6", check=False)
+        assert r.returncode == 6, r.stderr
+        assert r.stdout == "hi-from-vm\n"
+        # detached, then stopped by podman (runtime kill TERM, then KILL)
+        p("run", "-d", "--name", name, "--network", "none", *ULIMITS, *ann, IMAGE,
+          "sleep", "1000")
+        wait_for(lambda: p("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
+                 == "running", timeout=60, what="podman vm running")
+        p("stop", "--time", "2", name)
+        assert p("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "exited"
+        p("rm", name)
+    finally:
+        p("rm", "--all", "--force", "--time", "0", check=False)
+        p("rmi", "--all", "--force", check=False)
+        shutil.rmtree(base, ignore_errors=True)
+    wait_for(lambda: not cgroup_dirs_named(name), timeout=30, what="vm cgroups removed")
+    assert processes_naming(name) == []
