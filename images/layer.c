@@ -223,6 +223,11 @@ int hv_layer_ingest(struct hv_layer_src *src, struct hv_layer_ingest *li, hv_err
       }
       goto out;
     }
+  } else if (li->visit) {
+    if (li->visit(b, li->visit_ctx, err) < 0) {
+      rc = -1;
+      goto out;
+    }
   } else {
     for (;;) { /* hash only: walk the tar so it is at least well formed */
       int r = archive_read_next_header(b, &e);

@@ -110,6 +110,10 @@ struct hv_layer_ingest {
   const char *diff_id;         /* expected uncompressed digest, or NULL */
   int tee_fd;                  /* copy the compressed bytes here (-1: none) */
   int unpack_fd;               /* extract into this dir (-1: only hash) */
+  /* Instead of extracting: walk the tar with this (verify compares an
+   * unpacked layer dir against its blob). */
+  int (*visit)(struct archive *tar, void *ctx, hv_error_t *err);
+  void *visit_ctx;
   uint64_t max_bytes, max_entries;
   /* results */
   char out_digest[72], out_diff_id[72];

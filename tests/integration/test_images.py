@@ -413,6 +413,17 @@ def test_verify_detects_corruption(store):
     assert f"corrupt blob sha256:{victim}" in p.stdout
 
 
+def test_verify_detects_tampered_layer_dir(store):
+    (ld,) = layer_dir(store, "hvrun/busybox")
+    assert "0 problems" in hv(store, "verify").stdout
+    with open(os.path.join(ld, "etc/passwd"), "a") as f:
+        f.write("evil::0:0::/:/bin/sh\n")
+    os.unlink(os.path.join(ld, "bin/ls"))
+    p = hv(store, "verify", check=False)
+    assert p.returncode != 0
+    assert "`etc/passwd`: size differs" in p.stdout and "`bin/ls`: missing" in p.stdout
+
+
 # ------------------------------------------------------------------ podman / skopeo
 
 @pytest.fixture
