@@ -202,6 +202,11 @@ static void iso_cell(json_t *iso, const struct iso_row *r, const char *esc_key, 
       return;
     snprintf(txt, len, "%s", json_is_true(v) ? "yes" : "no");
     *color = json_is_true(v) ? "#f4a6a6" : "#a8e0a8";
+  } else if (r->kind == 2) { /* VMM seccomp: "filtered" is the good answer */
+    if (!json_is_string(v))
+      return;
+    snprintf(txt, len, "%s", json_string_value(v));
+    *color = !strcmp(json_string_value(v), "filtered") ? "#a8e0a8" : "#f7d88f";
   } else { /* count: 0 = isolated */
     if (!json_is_integer(v))
       return;
@@ -216,6 +221,7 @@ static void chart_isolation(FILE *f, json_t *doc) {
       {"host kernel shared", 0, "kernel_shared"},
       {"host syscalls reachable directly", 1, "direct_host_syscalls"},
       {"host kernel log (dmesg) readable", 0, "host_dmesg_readable"},
+      {"VMM process under seccomp", 2, "vmm_seccomp"},
   };
   /* Escape rows: the union of names seen in any mode. */
   const char *escs[32];
@@ -232,7 +238,7 @@ static void chart_isolation(FILE *f, json_t *doc) {
         escs[nesc++] = k;
     }
   }
-  size_t nrows = 3 + nesc, ncols = json_array_size(modes);
+  size_t nfixed = sizeof fixed / sizeof fixed[0], nrows = nfixed + nesc, ncols = json_array_size(modes);
   const int left = 250, colw = 96, rowh = 24, top = 28;
   int W = left + (int)ncols * colw + 4, H = top + (int)nrows * rowh + 4;
   fprintf(f, "<svg class=\"chart isolation\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
@@ -245,8 +251,8 @@ static void chart_isolation(FILE *f, json_t *doc) {
   }
   for (size_t r = 0; r < nrows; r++) {
     int y = top + (int)r * rowh;
-    const struct iso_row *row = r < 3 ? &fixed[r] : NULL;
-    const char *ek = r < 3 ? NULL : escs[r - 3];
+    const struct iso_row *row = r < nfixed ? &fixed[r] : NULL;
+    const char *ek = r < nfixed ? NULL : escs[r - nfixed];
     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", left - 8,
             y + 16);
     if (row)
