@@ -278,6 +278,34 @@ struct vmm_setup {
 
 static void noop_handler(int sig) { (void)sig; }
 
+/* The VM failed: its kernel log is in the state dir, which the one-shot
+ * removes, so show its last lines with the error. */
+static void print_klog_tail(int fd) {
+  char buf[1024];
+  struct stat st;
+  if (fstat(fd, &st) < 0 || st.st_size == 0)
+    return;
+  off_t off = st.st_size > (off_t)sizeof buf - 1 ? st.st_size - (off_t)sizeof buf + 1 : 0;
+  ssize_t n = pread(fd, buf, sizeof buf - 1, off);
+  if (n <= 0)
+    return;
+  buf[n] = 0;
+  char *start = buf;
+  int lines = 0;
+  for (char *p = buf + n - 1; p > buf; p--)
+    if (*p == '\n' && p != buf + n - 1 && ++lines == 6) {
+      start = p + 1;
+      break;
+    }
+  if (start == buf && off > 0) {
+    char *nl = strchr(buf, '\n');
+    start = nl ? nl + 1 : buf;
+  }
+  fprintf(stderr, "hvrun: the guest's kernel log ended with:\n");
+  for (char *line = strtok(start, "\n"); line; line = strtok(NULL, "\n"))
+    fprintf(stderr, "  | %s\n", line);
+}
+
 static int open_files(const struct vmb_spawn *s, struct vmm_setup *o, hv_error_t *err) {
   o->dirfd = open(s->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (o->dirfd < 0)
@@ -298,7 +326,8 @@ static int open_files(const struct vmb_spawn *s, struct vmm_setup *o, hv_error_t
   if (o->fifo_fd < 0)
     return hv_error(err, errno, "open `%s`", fifo);
   cleanup_free char *klog = hv_xasprintf("%s/" VMB_KLOG, s->state_dir);
-  o->klog_fd = open(klog, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+  /* Read back (pread) for the error message when the VM fails. */
+  o->klog_fd = open(klog, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
   if (o->klog_fd < 0)
     return hv_error(err, errno, "open `%s`", klog);
   return 0;
@@ -481,6 +510,7 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
   int rc = qemu ? hv_vm_run_qemu(&vc, &status, &err) : hv_vm_run(&vc, &status, &err);
   if (rc < 0) {
     hv_error_print(&err);
+    print_klog_tail(o.klog_fd);
     _exit(255);
   }
   _exit(status);
