@@ -108,6 +108,22 @@ def test_stdin_with_i(hv, guest):
     assert r.returncode == 0 and r.stdout == "got-abc\n", r.stderr
 
 
+def test_image_by_name(hv, guest):
+    import tarfile
+    store = os.path.join(hv.tmp, "store")
+    tar = os.path.join(hv.tmp, "rootfs.tar")
+    with tarfile.open(tar, "w") as t:
+        t.add(hv.rootfs, arcname=".")
+    e = env(guest, HVRUN_STORE=store)
+    r = hv.run("image", "import", "--rootfs", tar, "vmbox:1", env=e)
+    if r.returncode != 0 and "not built" in r.stderr:
+        pytest.skip("images are not built into this hvrun")
+    assert r.returncode == 0, r.stderr
+    r = hv.run("vm", "--name", hv.id("img"), "vmbox:1", "sh", "-c", "echo from-image", env=e,
+               timeout=120)
+    assert r.returncode == 0 and r.stdout == "from-image\n", r.stderr
+
+
 def test_network_host_is_an_error(hv, guest):
     line = one_line_error(vm(hv, guest, "--network", "host", hv.rootfs, "true"))
     assert "network host is not supported by the vm backend" in line
