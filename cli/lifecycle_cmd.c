@@ -170,6 +170,8 @@ static int create_or_run(const struct hv_cli_globals *g, int argc, char **argv, 
   if (hv_oci_load(bundle, &cfg, &err) < 0)
     return hv_error_print(&err);
   struct cli_ctx c;
+  struct hv_state st;
+  memset(&st, 0, sizeof st);
   const struct hv_backend *be = cli_backend_for(g, cfg, &err);
   if (!be || cli_ctx_open(&c, g, &err) < 0) {
     hv_oci_free(cfg);
@@ -199,8 +201,6 @@ static int create_or_run(const struct hv_cli_globals *g, int argc, char **argv, 
                              .preserve_fds = f.preserve_fds,
                              .detach = f.detach,
                              .systemd_cgroup = g->systemd_cgroup};
-  struct hv_state st;
-  memset(&st, 0, sizeof st);
   if (cli_create_container(&c, be, cfg, &o, &st, !run, &err) < 0)
     goto fail;
   int rc = 0;
@@ -220,6 +220,7 @@ static int create_or_run(const struct hv_cli_globals *g, int argc, char **argv, 
   return rc;
 fail:
   cli_console_finish(&con);
+  hv_state_clear(&st);
   hv_oci_free(cfg);
   cli_ctx_close(&c);
   return hv_error_print(&err);

@@ -217,22 +217,25 @@ def test_cve_2019_5736_memory_cost(hv, capsys):
 
 # ---------------------------------------------------------------- CVE-2024-21626
 
+# A host directory fd that hvrun inherits (well above anything pytest uses).
+LEAK_FD = 250
+
 def test_cve_2024_21626_no_host_fd_leaks(hv, tmp_path):
     b = hv.bundle(["sh", "-c", "ls /proc/self/fd; readlink /proc/self/fd/* 2>/dev/null; true"])
     host_dir = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.dup2(host_dir, 7, inheritable=True)
-        r = hv.run("run", "-b", b, hv.id("fd"), pass_fds=(7,), check=True)
+        os.dup2(host_dir, LEAK_FD, inheritable=True)
+        r = hv.run("run", "-b", b, hv.id("fd"), pass_fds=(LEAK_FD,), check=True)
         cid = hv.id("fdx")
         hv.run("run", "-d", "-b", hv.bundle(["sleep", "100"]), cid, check=True)
-        r2 = hv.run("exec", cid, "sh", "-c", "ls /proc/self/fd", pass_fds=(7,), check=True)
+        r2 = hv.run("exec", cid, "sh", "-c", "ls /proc/self/fd", pass_fds=(LEAK_FD,), check=True)
         hv.run("delete", "--force", cid, check=True)
     finally:
-        os.close(7)
+        os.close(LEAK_FD)
         os.close(host_dir)
     for out in (r.stdout, r2.stdout):
         fds = sorted(int(x) for x in out.split() if x.isdigit())
-        assert 7 not in fds and max(fds) <= 3, out
+        assert LEAK_FD not in fds and max(fds) <= 3, out
     assert str(tmp_path) not in r.stdout
 
 
@@ -240,17 +243,17 @@ def test_cve_2024_21626_cwd_cannot_escape(hv, tmp_path):
     (tmp_path / "HOST_SECRET").write_text("secret")
     host_dir = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.dup2(host_dir, 7, inheritable=True)
+        os.dup2(host_dir, LEAK_FD, inheritable=True)
         b = hv.bundle(["sh", "-c", "pwd; ls; cat HOST_SECRET ../HOST_SECRET 2>/dev/null; true"],
-                      edit=lambda c: c["process"].update(cwd="/proc/self/fd/7"))
-        r = hv.run("run", "-b", b, hv.id("cwd"), pass_fds=(7,))
+                      edit=lambda c: c["process"].update(cwd="/proc/self/fd/%d" % LEAK_FD))
+        r = hv.run("run", "-b", b, hv.id("cwd"), pass_fds=(LEAK_FD,))
         cid = hv.id("cwdx")
         hv.run("run", "-d", "-b", hv.bundle(["sleep", "100"]), cid, check=True)
-        r2 = hv.run("exec", "--cwd", "/proc/self/fd/7", cid, "sh", "-c", "ls; cat HOST_SECRET",
-                    pass_fds=(7,))
+        r2 = hv.run("exec", "--cwd", "/proc/self/fd/%d" % LEAK_FD, cid, "sh", "-c", "ls; cat HOST_SECRET",
+                    pass_fds=(LEAK_FD,))
         hv.run("delete", "--force", cid, check=True)
     finally:
-        os.close(7)
+        os.close(LEAK_FD)
         os.close(host_dir)
     for res in (r, r2):
         assert "HOST_SECRET" not in res.stdout and "secret" not in res.stdout, res.stdout
