@@ -157,7 +157,9 @@ static json_t *args_json(char **args, size_t n) {
   return a;
 }
 
-static int apply_overrides(const struct oneshot *f, bool nnp, json_t *doc, hv_error_t *err) {
+/* image_user: the image already resolved --user (names allowed). */
+static int apply_overrides(const struct oneshot *f, bool nnp, bool image_user, json_t *doc,
+                           hv_error_t *err) {
   json_t *p = json_object_get(doc, "process");
   if (!json_is_object(p))
     return hv_error(err, 0, "config.json: process: missing");
@@ -173,7 +175,7 @@ static int apply_overrides(const struct oneshot *f, bool nnp, json_t *doc, hv_er
     json_object_set_new(p, "cwd", json_string(f->workdir));
   if (nnp)
     json_object_set_new(p, "noNewPrivileges", json_true());
-  if (f->user) {
+  if (f->user && !image_user) {
     char *end;
     errno = 0;
     unsigned long uid = strtoul(f->user, &end, 10);
@@ -378,7 +380,7 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
   } else if (target_from_image(&c, pos[0], id, pos + 1, npos - 1, f.user, &t, &err) < 0) {
     goto out;
   }
-  if (apply_overrides(&f, nnp, t.doc, &err) < 0)
+  if (apply_overrides(&f, nnp, t.img != NULL, t.doc, &err) < 0)
     goto out;
   {
     char *text = json_dumps(t.doc, JSON_COMPACT);
