@@ -2,8 +2,10 @@
  * create, start, run, state, kill, delete, list, ps, pause, resume, update,
  * events.  Argument parsing and output only; the work is the backend's. */
 #include "cli_internal.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -234,6 +236,33 @@ int cli_cmd_run(const struct hv_cli_globals *g, int argc, char **argv) {
   return create_or_run(g, argc, argv, true);
 }
 
+/* hv_state_create builds a container dir as "<root>/.new-<pid>-<n>" and
+ * renames it into place; if that hvrun was killed in between, the temp
+ * dir stays.  Remove those whose creator is gone.  (Belongs in the state
+ * store; done here until runtime/state.c does it.) */
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)ftw;
+  return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void sweep_stale_new_dirs(struct cli_ctx *c) {
+  DIR *d = opendir(c->store.root);
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    int pid = 0;
+    if (sscanf(de->d_name, ".new-%d-", &pid) != 1 || pid <= 0)
+      continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH)
+      continue;
+    cleanup_free char *p = hv_xasprintf("%s/%s", c->store.root, de->d_name);
+    nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  closedir(d);
+}
+
 /* ---------------- commands on one existing container ---------------- */
 
 /* Parse `cmd [opts] <id> [extra]`, open the store, load the container. */
@@ -351,7 +380,10 @@ int cli_cmd_delete(const struct hv_cli_globals *g, int argc, char **argv) {
   bool force = false;
   struct cli_opt opts[] = {{"force", 'f', CLI_FLAG, &force}, {NULL, 0, 0, NULL}};
   int rc = 0;
-  if (one_open(&x, g, "delete", opts, argc, argv, 1, "[--force] <container-id>", &err) < 0) {
+  int r = one_open(&x, g, "delete", opts, argc, argv, 1, "[--force] <container-id>", &err);
+  if (x.opened)
+    sweep_stale_new_dirs(&x.c);
+  if (r < 0) {
     /* As runc: with --force, a container that is already gone (or whose
      * create died before writing any state) is not an error. */
     if (force && x.opened && x.npos == 1) {

@@ -2,8 +2,10 @@
  * start, wait, kill, destroy, pause/resume, ps, update, stats.
  *
  * create leaves the container's init blocked in read() on
- * <root>/<id>/exec.fifo, which it opened O_RDWR before pivot_root (so the
- * open never blocks and the fifo is reachable after the pivot).  `start`
+ * <root>/<id>/exec.fifo.  hvrun opens the fifo O_RDWR (never blocks) before
+ * it forks, so the init inherits it: no path lookup from inside the
+ * container's namespaces (a user namespace's root may not even be allowed
+ * to traverse --root), and nothing to find after pivot_root.  `start`
  * opens the fifo O_WRONLY|O_NONBLOCK (ENXIO if nobody waits on it any
  * more), writes one byte and removes the fifo: "fifo present + init alive"
  * is "created", "fifo gone + init alive" is "running".
@@ -112,15 +114,15 @@ struct init_args {
   struct hv_oci_config *cfg;
   const struct hv_create_opts *o;
   struct hv_state *st;
-  char *fifo_path;
+  int fifo;                     /* exec.fifo, O_RDWR, inherited */
 };
 
 static int init_main(void *arg, int fd) {
   struct init_args *a = arg;
   hv_error_t err = NULL;
   struct ns_msg m;
-  int keep[] = {fd};
-  if (ns_close_fds(a->o->preserve_fds, keep, 1, &err) < 0)
+  int keep[] = {fd, a->fifo};
+  if (ns_close_fds(a->o->preserve_fds, keep, 2, &err) < 0)
     ns_child_fail(fd, &err);
   /* Our pid as hvrun sees it (for the hooks' state). */
   if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
@@ -128,12 +130,8 @@ static int init_main(void *arg, int fd) {
   a->st->pid = m.value;
   a->st->status = HV_CREATING;
 
-  /* Both are host paths: open them before pivot_root takes the host away. */
-  int fifo = open(a->fifo_path, O_RDWR | O_CLOEXEC);
-  if (fifo < 0) {
-    hv_error(&err, errno, "open `%s`", a->fifo_path);
-    ns_child_fail(fd, &err);
-  }
+  int fifo = a->fifo;
+  /* A host path: open it before pivot_root takes the host away. */
   int console = -1;
   if (a->cfg->process->terminal && a->o->console_socket) {
     console = open(a->o->console_socket, O_PATH | O_CLOEXEC);
@@ -257,9 +255,15 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   if (hv_state_save(ctx->store, st, err) < 0)
     goto fail;
 
-  struct init_args a = {ctx, cfg, o, st, fifo};
+  struct init_args a = {ctx, cfg, o, st, open(fifo, O_RDWR | O_CLOEXEC)};
+  if (a.fifo < 0) {
+    hv_error(err, errno, "open `%s`", fifo);
+    goto fail;
+  }
   struct ns_spawn sp = {.cfg = cfg, .cg = cg, .child_main = init_main, .arg = &a};
-  if (ns_spawn(&sp, err) < 0)
+  int spawned = ns_spawn(&sp, err);
+  close(a.fifo); /* the init has its own copy; `start` must be its only peer */
+  if (spawned < 0)
     goto fail;
   cleanup_close int fd = sp.sync_fd;
   st->pid = sp.pid;

@@ -237,3 +237,44 @@ def test_cli_errors(hv):
         err = one_line_error(hv.run("--systemd-cgroup", "list"))
         assert "systemd" in err
     one_line_error(hv.run("--log-format", "xml", "list"))
+
+
+@pytest.fixture(scope="module")
+def public_rootfs():
+    """A rootfs the container's (unprivileged on the host) root can reach:
+    pytest's tmp dirs are 0700."""
+    import shutil
+    import tempfile
+    from conftest import make_busybox_rootfs
+    d = tempfile.mkdtemp(prefix="hvrun-userns-")
+    os.chmod(d, 0o755)
+    yield make_busybox_rootfs(os.path.join(d, "rootfs"))
+    shutil.rmtree(d)
+
+
+def test_user_namespace_maps(hv, public_rootfs):
+    def userns(cfg):
+        cfg["root"]["path"] = public_rootfs
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        # a v1 cgroupfs cannot be mounted from a non-initial user namespace
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    b = hv.bundle(["sh", "-c", "id -u; cat /proc/self/uid_map"], edit=userns)
+    r = hv.run("run", "-b", b, hv.id())
+    assert r.returncode == 0, r.stderr
+    uid, cid0, host0, size = r.stdout.split()
+    assert (uid, cid0, host0, size) == ("0", "0", "200000", "65536")
+
+
+def test_time_namespace_offsets(hv):
+    def timens(cfg):
+        cfg["linux"]["namespaces"].append({"type": "time"})
+        cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 864000, "nanosecs": 0},
+                                       "monotonic": {"secs": 864000, "nanosecs": 0}}
+    b = hv.bundle(["cat", "/proc/uptime"], edit=timens)
+    r = hv.run("run", "-b", b, hv.id())
+    assert r.returncode == 0, r.stderr
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert float(r.stdout.split()[0]) - host > 864000 - 60
