@@ -18,7 +18,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/keyctl.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -139,6 +141,13 @@ static int init_main(void *arg, int fd) {
       hv_error(&err, errno, "--console-socket `%s`", a->o->console_socket);
       ns_child_fail(fd, &err);
     }
+  }
+  /* Like runc: a session keyring of its own, so the container cannot see
+   * or use the keys of whoever ran hvrun (--no-new-keyring keeps ours). */
+  if (!a->o->no_new_keyring && syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 &&
+      errno != ENOSYS && errno != EPERM && errno != EDQUOT) {
+    hv_error(&err, errno, "create a session keyring (--no-new-keyring skips it)");
+    ns_child_fail(fd, &err);
   }
   if (ns_sync_send(fd, NS_MSG_HOOKS, 0, NULL) < 0 || ns_sync_recv(fd, &m, "hvrun", &err) < 0)
     _exit(1);
