@@ -268,8 +268,10 @@ static int stage_archive(struct hv_import_ctx *c, const char *path, hv_error_t *
     rc = hv_error(err, 0, "archive `%s`: %s", path, archive_error_string(a));
   } else {
     cleanup_free char *what = hv_xasprintf("archive `%s`", path);
-    struct hv_unpack_opts o = {.max_bytes = c->max_bytes, .max_entries = c->max_entries,
-                               .overlay = false, .what = what};
+    /* The archive holds every layer: allow several layers' worth. */
+    struct hv_unpack_opts o = {.max_bytes = c->max_bytes > UINT64_MAX / 4 ? UINT64_MAX
+                                                                          : c->max_bytes * 4,
+                               .max_entries = c->max_entries, .overlay = false, .what = what};
     struct hv_unpack_stats st = {0};
     rc = hv_unpack_archive(a, c->srcfd, &o, &st, err);
     if (rc == 0 && st.entries == 0)

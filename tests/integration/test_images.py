@@ -544,6 +544,20 @@ def test_reject_whiteout_outside(store, work, evil):
     assert_rejected(store, work, tar, evil, "invalid whiteout name")
 
 
+def test_reject_in_one_of_several_layers(store, work, evil):
+    """Layers unpack in parallel workers; one bad layer fails the import."""
+    layout = os.path.join(work, "multi-evil")
+    good = [make_tar([tinfo(f"g{k}/f{i}", data=b"x" * 100) for i in range(50)]) for k in range(3)]
+    bad = make_tar([tinfo("../" * 30 + evil.lstrip("/") + "/pwned", data=b"x")])
+    make_layout(layout, good[:2] + [bad] + good[2:])
+    before = snapshot(store)
+    p = hv(store, "import", layout, "evil:2", check=False)
+    assert p.returncode != 0
+    assert len(p.stderr.strip().splitlines()) == 1 and "escapes" in p.stderr, p.stderr
+    assert snapshot(store) == before
+    assert os.listdir(evil) == ["victim"]
+
+
 def test_reject_gzip_bomb(store, work, evil):
     # 256 MiB of zeros compresses to ~250 KiB; the limit stops it at 16 MiB.
     zeros = io.BytesIO()
