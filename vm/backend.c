@@ -203,6 +203,7 @@ static int vm_create(struct hv_context *ctx, struct hv_oci_config *cfg,
                          .root_disk = disk,
                          .qemu_may_use_kvm = !hv_host_is_pvm() || (getenv("HVRUN_QEMU_ACCEL") &&
                                              !strcmp(getenv("HVRUN_QEMU_ACCEL"), "kvm")),
+                         .host_is_pvm = hv_host_is_pvm(),
                          .oom_score_adj_set = cfg->process->has_oom_score_adj,
                          .oom_score_adj = cfg->process->oom_score_adj};
   int rc = vmb_vmm_spawn(&sp, err);

@@ -120,6 +120,15 @@ int vmb_jail_enter(const struct vmb_jail *j, hv_error_t *err) {
     if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
       return hv_error(err, errno, "jail: mount proc");
   }
+  if (j->pvm) {
+    /* The VMM core asks "is this PVM?" by looking for kvm_pvm in sysfs
+     * (vm/cpuid.c: which CPUID features to hide); the jail has no sysfs,
+     * so the answer hvrun found before the jail is mirrored as an empty
+     * directory instead of exposing /sys. */
+    cleanup_free char *d = hv_xasprintf("%s/sys/module/kvm_pvm", root);
+    if (hv_mkdir_p(d, 0755, err) < 0)
+      return hv_error_wrap(err, "jail");
+  }
   cleanup_free char *old = hv_xasprintf("%s/.old", root);
   if (syscall(SYS_pivot_root, root, old) < 0)
     return hv_error(err, errno, "jail: pivot_root to `%s`", root);

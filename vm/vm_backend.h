@@ -83,6 +83,7 @@ struct vmb_jail {
   const char *kvm_dev;          /* host path of the KVM device, or NULL */
   const char *kernel, *initrd, *disk;
   bool qemu;                    /* also bind /usr, /lib*, /etc ro + /proc */
+  bool pvm;                     /* host is PVM: mirror /sys/module/kvm_pvm */
 };
 /* Inside the new mount namespace: build the minimal root and pivot_root
  * into it.  Afterwards the files are at the VMB_IN_JAIL_* paths. */
@@ -104,6 +105,7 @@ struct vmb_spawn {
   struct hv_cgroup *cg;         /* S is moved here before it runs */
   const char *root_disk;        /* host path of the erofs root, or NULL */
   bool qemu_may_use_kvm;        /* QEMU engine: bind /dev/kvm (not on PVM) */
+  bool host_is_pvm;             /* hv_host_is_pvm(), asked before the jail */
   bool oom_score_adj_set;
   int oom_score_adj;            /* process.oomScoreAdj, applied to the VMM */
   pid_t pid;                    /* out: V */

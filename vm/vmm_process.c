@@ -426,7 +426,8 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
                          .kernel = p->kernel,
                          .initrd = initrd,
                          .disk = s->root_disk,
-                         .qemu = qemu};
+                         .qemu = qemu,
+                         .pvm = s->host_is_pvm};
     if (vmb_jail_enter(&j, &err) < 0 || vmb_jail_drop_privileges(&err) < 0)
       fail(sync_fd, &err);
     kernel = VMB_IN_JAIL_KERNEL;
