@@ -145,18 +145,21 @@ static int create_or_run(const struct hv_cli_globals *g, int argc, char **argv, 
   hv_error_t err = NULL;
   struct create_flags f = {.bundle = "."};
   const char *notify = NULL;
-  struct cli_opt opts[] = {
-      {"bundle", 'b', CLI_STR, &f.bundle},
-      {"console-socket", 0, CLI_STR, &f.console_socket},
-      {"pid-file", 0, CLI_STR, &f.pid_file},
-      {"no-pivot", 0, CLI_FLAG, &f.no_pivot},
-      {"no-new-keyring", 0, CLI_FLAG, &f.no_new_keyring},
-      {"preserve-fds", 0, CLI_INT, &f.preserve_fds},
-      {"notify-socket", 0, CLI_STR, &notify},
-      {run ? "detach" : "-", run ? 'd' : 0, CLI_FLAG, &f.detach},
-      {run ? "keep" : "-", 0, CLI_FLAG, &f.keep},
-      {run ? "no-subreaper" : "-", 0, CLI_FLAG, &f.no_subreaper},
-      {NULL, 0, 0, NULL}};
+  /* run takes create's flags plus its own. */
+  struct cli_opt opts[] = {{"bundle", 'b', CLI_STR, &f.bundle},
+                           {"console-socket", 0, CLI_STR, &f.console_socket},
+                           {"pid-file", 0, CLI_STR, &f.pid_file},
+                           {"no-pivot", 0, CLI_FLAG, &f.no_pivot},
+                           {"no-new-keyring", 0, CLI_FLAG, &f.no_new_keyring},
+                           {"preserve-fds", 0, CLI_INT, &f.preserve_fds},
+                           {"notify-socket", 0, CLI_STR, &notify},
+                           {NULL, 0, 0, NULL}, /* run only from here */
+                           {"detach", 'd', CLI_FLAG, &f.detach},
+                           {"keep", 0, CLI_FLAG, &f.keep},
+                           {"no-subreaper", 0, CLI_FLAG, &f.no_subreaper},
+                           {NULL, 0, 0, NULL}};
+  if (run)
+    memmove(&opts[7], &opts[8], 4 * sizeof opts[0]);
   cleanup_free char **pos = NULL;
   size_t npos = 0;
   if (cli_parse(cmd, opts, argc, argv, false, &pos, &npos, &err) < 0 ||

@@ -178,8 +178,10 @@ static int init_main(void *arg, int fd) {
     _exit(1);
   a->st->status = HV_RUNNING;
   if (h->n_start_container &&
-      hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0)
-    return hv_error_print(&err) ? 127 : 127;
+      hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0) {
+    hv_error_print(&err);
+    return 127;
+  }
   ns_finalize_and_exec(a->cfg->process, a->cfg->linux.seccomp, &err);
   hv_error_print(&err);
   return 127;
@@ -199,10 +201,8 @@ static char *default_cgroups_path(const char *id, bool systemd) {
 static void drop_leading_deny_all(struct hv_oci_resources *r) {
   while (r->n_devices) {
     struct hv_oci_device_cgroup *d = &r->devices[0];
-    bool all_access = !d->access || strspn(d->access, "rwm") == strlen(d->access) ?
-                      (!d->access || (strchr(d->access, 'r') && strchr(d->access, 'w') &&
-                                      strchr(d->access, 'm')))
-                      : false;
+    const char *acc = d->access && *d->access ? d->access : "rwm";
+    bool all_access = strchr(acc, 'r') && strchr(acc, 'w') && strchr(acc, 'm');
     if (d->allow || (d->type && d->type != 'a') || d->has_major || d->has_minor || !all_access)
       return;
     free(d->access);
