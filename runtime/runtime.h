@@ -82,6 +82,11 @@ char *hv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write a whole file atomically (tmp + fsync + rename) in dirfd (AT_FDCWD ok). */
 int hv_write_file_atomic(int dirfd, const char *name, const void *data, size_t len,
                          mode_t mode, hv_error_t *err);
+/* The same without fsync, for runtime state (--root, pid files): it lives
+ * on tmpfs and means nothing after a reboot, so only the rename's atomicity
+ * matters, and an fsync per write was a visible share of container start. */
+int hv_write_runtime_file(int dirfd, const char *name, const void *data, size_t len,
+                          mode_t mode, hv_error_t *err);
 /* Write `data` to an existing file (cgroup/proc knobs). */
 int hv_write_file(const char *path, const char *data, hv_error_t *err);
 /* Read a whole file; *out is NUL-terminated, *len excludes the NUL. */

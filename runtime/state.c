@@ -156,7 +156,7 @@ int hv_state_create(struct hv_store *s, const struct hv_state *st, hv_error_t *e
     return hv_error(err, errno, "create `%s`", tmp_path);
   cleanup_free char *data = state_dump(st);
   cleanup_close int tfd = openat(s->dirfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (tfd < 0 || hv_write_file_atomic(tfd, STATE_FILE, data, strlen(data), 0600, err) < 0) {
+  if (tfd < 0 || hv_write_runtime_file(tfd, STATE_FILE, data, strlen(data), 0600, err) < 0) {
     int e = errno;
     rm_tree(tmp_path);
     return tfd < 0 ? hv_error(err, e, "open `%s`", tmp_path) : -1;
@@ -181,7 +181,7 @@ int hv_state_save(struct hv_store *s, const struct hv_state *st, hv_error_t *err
     return hv_error(err, errno, "open `%s/%s`", s->root, st->id);
   }
   cleanup_free char *data = state_dump(st);
-  return hv_write_file_atomic(fd, STATE_FILE, data, strlen(data), 0600, err);
+  return hv_write_runtime_file(fd, STATE_FILE, data, strlen(data), 0600, err);
 }
 
 static char *dup_str(json_t *j, const char *key) {

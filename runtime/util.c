@@ -77,13 +77,13 @@ static int write_all(int fd, const void *data, size_t len) {
   return 0;
 }
 
-int hv_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                         hv_error_t *err) {
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                        bool durable, hv_error_t *err) {
   cleanup_free char *tmp = hv_xasprintf("%s.tmp.%d", name, getpid());
   cleanup_close int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0)
     return hv_error(err, errno, "create `%s`", tmp);
-  if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+  if (write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
     int e = errno;
     unlinkat(dirfd, tmp, 0);
     return hv_error(err, e, "write `%s`", tmp);
@@ -94,6 +94,16 @@ int hv_write_file_atomic(int dirfd, const char *name, const void *data, size_t l
     return hv_error(err, e, "rename `%s` to `%s`", tmp, name);
   }
   return 0;
+}
+
+int hv_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                         hv_error_t *err) {
+  return write_atomic(dirfd, name, data, len, mode, true, err);
+}
+
+int hv_write_runtime_file(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          hv_error_t *err) {
+  return write_atomic(dirfd, name, data, len, mode, false, err);
 }
 
 int hv_write_file(const char *path, const char *data, hv_error_t *err) {
