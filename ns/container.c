@@ -366,7 +366,7 @@ int ns_wait_forwarding(pid_t pid, int *exit_status, hv_error_t *err) {
     sigprocmask(SIG_SETMASK, &old, NULL);
     return hv_error(err, errno, "signalfd");
   }
-  int rc = 0;
+  int rc = 0, interrupts = 0;
   for (;;) {
     int status;
     pid_t r;
@@ -398,6 +398,10 @@ int ns_wait_forwarding(pid_t pid, int *exit_status, hv_error_t *err) {
       continue;
     if (sig == SIGWINCH && hv_cli_console_winch && hv_cli_console_winch())
       continue;
+    /* A container's pid 1 ignores signals it has no handler for, so a
+     * second Ctrl-C (SIGINT) means "stop it anyway". */
+    if (sig == SIGINT && ++interrupts >= 2)
+      sig = SIGKILL;
     kill(pid, sig);
   }
   sigprocmask(SIG_SETMASK, &old, NULL);

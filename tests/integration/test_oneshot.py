@@ -134,3 +134,26 @@ def test_image_name(hv, tmp_path):
     r = oneshot(hv, "-u", "nobody", "localhost/hvrun-bb:1", "id", "-u", env=env)
     assert r.stdout == "65534\n", r.stderr
     assert not [l for l in open("/proc/self/mountinfo") if str(tmp_path) in l]
+
+
+def test_second_sigint_stops_a_deaf_pid1(hv):
+    # `sleep` as pid 1 has no SIGINT handler, so the kernel drops the
+    # forwarded signal; the second SIGINT kills it.
+    cid = hv.id("os")
+    p = hv.popen("container", "--name", cid, hv.rootfs, "sh", "-c", "echo up; exec sleep 1000",
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline() == "up\n"
+    wait_for(lambda: hv.run("state", cid).returncode == 0 and
+             b"sleep" in open("/proc/%d/cmdline" % hv.state(cid)["pid"], "rb").read(),
+             what="sleep running")
+    # pending signals of one kind merge: send them apart
+    for _ in range(100):
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=0.3)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+    assert p.wait(timeout=30) == 128 + 9
+    assert os.listdir(hv.root) == []
+    assert not cgroup_dirs_named(cid)
