@@ -1,4 +1,4 @@
-/* blob.c: sha256 digests (OpenSSL EVP) and verified reads of store blobs. */
+/* blob.c: sha256 digests (OpenSSL libcrypto) and verified reads of store blobs. */
 #include "store_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -6,20 +6,18 @@
 #include <sys/stat.h>
 
 void hv_sha256_init(struct hv_sha256 *h) {
-  h->ctx = EVP_MD_CTX_new();
-  if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1)
+  if (SHA256_Init(&h->ctx) != 1)
     abort();
 }
 
 void hv_sha256_update(struct hv_sha256 *h, const void *data, size_t len) {
-  if (len && EVP_DigestUpdate(h->ctx, data, len) != 1)
+  if (len && SHA256_Update(&h->ctx, data, len) != 1)
     abort();
 }
 
 void hv_sha256_final(struct hv_sha256 *h, char out[72]) {
   unsigned char md[32];
-  unsigned int n = 0;
-  if (EVP_DigestFinal_ex(h->ctx, md, &n) != 1 || n != 32)
+  if (SHA256_Final(md, &h->ctx) != 1)
     abort();
   static const char hex[] = "0123456789abcdef";
   memcpy(out, "sha256:", 7);
@@ -32,8 +30,7 @@ void hv_sha256_final(struct hv_sha256 *h, char out[72]) {
 }
 
 void hv_sha256_free(struct hv_sha256 *h) {
-  EVP_MD_CTX_free(h->ctx);
-  h->ctx = NULL;
+  memset(&h->ctx, 0, sizeof h->ctx);
 }
 
 void hv_sha256_buf(const void *data, size_t len, char out[72]) {
