@@ -465,6 +465,7 @@ static int finish(struct bench_run *r) {
   json_object_set_new(r->doc, "partial", json_boolean(partial));
   json_object_set_new(r->doc, "interrupted", json_boolean(bench_stop != 0));
   json_object_set_new(r->doc, "duration_s", json_real(bench_now() - r->t_start));
+  json_object_set_new(json_object_get(r->doc, "host"), "loadavg_end", bench_loadavg());
   bench_finalize(r->doc);
   if (r->tty)
     fprintf(stderr, "\r\033[K");
@@ -539,7 +540,7 @@ int hv_cli_bench(const struct hv_cli_globals *g, int argc, char **argv) {
     }
     r.o.reps = (int)u;
   }
-  r.env.timeout = r.o.quick ? 30 : 180;
+  r.env.timeout = r.o.quick ? 20 : 180;
   if (r.o.timeout) {
     char *end;
     double t = strtod(r.o.timeout, &end);
@@ -614,6 +615,7 @@ int hv_cli_bench(const struct hv_cli_globals *g, int argc, char **argv) {
                       json_pack("{s:s,s:i,s:f,s:b}", "image", r.o.image, "reps", r.o.reps,
                                 "timeout_s", r.env.timeout, "private_mount_ns_for_crun",
                                 r.env.private_mountns));
+  json_object_set_new(json_object_get(r.doc, "host"), "loadavg_start", bench_loadavg());
   plan(&r);
   if (!bench_stop)
     w_probe(&r);

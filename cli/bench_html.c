@@ -320,6 +320,10 @@ int bench_write_html(json_t *doc, const char *path, hv_error_t *err) {
   meta_row(f, "OS", jstr(host, "os"));
   meta_row(f, "KVM", jstr(host, "kvm"));
   meta_row(f, "cgroups", jstr(host, "cgroup_layout"));
+  json_t *la0 = json_object_get(host, "loadavg_start"), *la1 = json_object_get(host, "loadavg_end");
+  snprintf(buf, sizeof buf, "%.2f at start, %.2f at end (1-minute)",
+           json_number_value(json_array_get(la0, 0)), json_number_value(json_array_get(la1, 0)));
+  meta_row(f, "load average", buf);
   snprintf(buf, sizeof buf, "%s%s", json_is_true(json_object_get(doc, "quick")) ? "--quick" : "full",
            partial ? ", partial" : "");
   meta_row(f, "run", buf);

@@ -93,6 +93,7 @@ void bench_mode_cleanup(struct bench_env *e, struct bench_mode *m);
 
 /* bench_report.c */
 json_t *bench_host_metadata(struct bench_env *e);
+json_t *bench_loadavg(void);
 /* Parse "@hvb KEY VALUE" lines into obj (numbers as reals, others strings). */
 void bench_parse_output(const char *out, json_t *obj);
 /* Statistics, ratios and the isolation matrix, from doc.samples/doc.probes. */

@@ -194,6 +194,30 @@ static void rm_rf(const char *path) {
     hv_warn("bench: could not remove %s", path);
 }
 
+/* Safety net after a runtime was killed mid-run: anything still mounted
+ * under our work dir (a one-shot's overlay) is detached, deepest first, so
+ * the work dir can go. */
+static void unmount_under(const char *dir) {
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f)
+    return;
+  char line[4096];
+  char *found[256];
+  size_t n = 0, dl = strlen(dir);
+  while (fgets(line, sizeof line, f) && n < 256) {
+    char mnt[4096];
+    if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) == 1 && !strncmp(mnt, dir, dl) &&
+        (mnt[dl] == '/' || mnt[dl] == 0))
+      found[n++] = hv_xstrdup(mnt);
+  }
+  fclose(f);
+  while (n--) {
+    if (umount2(found[n], MNT_DETACH) < 0)
+      hv_warn("bench: umount %s: %s", found[n], strerror(errno));
+    free(found[n]);
+  }
+}
+
 void bench_env_teardown(struct bench_env *e) {
   if (e->overlay_mounted && hv_image_rootfs_release) {
     hv_error_t err = NULL;
@@ -201,8 +225,10 @@ void bench_env_teardown(struct bench_env *e) {
     if (hv_image_rootfs_release(scratch, e->rootfs, &err) < 0)
       hv_error_print(&err);
   }
-  if (e->work)
+  if (e->work) {
+    unmount_under(e->work);
     rm_rf(e->work);
+  }
   free(e->work);
   free(e->rootfs);
   free(e->bundle);
