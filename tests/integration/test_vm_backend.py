@@ -195,6 +195,10 @@ def test_oci_lifecycle_kill_reaches_workload(hv, guest):
     assert hv.state(cid)["status"] == "running"
     r = hv.run("exec", cid, "true")
     assert "exec is not supported by the vm backend" in one_line_error(r)
+    assert "cannot resize" in one_line_error(hv.run("update", "--memory", "512m", cid))
+    hv.run("update", "--cpu-quota", "50000", "--cpu-period", "100000", cid, check=True)
+    stats = json.loads(hv.run("events", "--stats", cid, check=True).stdout)["data"]
+    assert stats["vm"]["guest_pid"] > 0 and stats["vm"]["engine"] == "qemu"
     hv.run("kill", cid, "TERM", check=True)
     wait_for(lambda: hv.state(cid)["status"] == "stopped", timeout=30, what="vm stopped")
     assert "got-TERM" in open(out).read()
