@@ -65,10 +65,12 @@
 /* Added on PVM hosts (kvm_pvm loaded): SYSCALL is emulated from #UD and
  * the ring-0 INT3 self-test is skipped (our kernel patch), and features
  * whose instructions PVM's emulator lacks (xrstor, clac/stac, wrfsbase,
- * invpcid...) are hidden.  The VMM should also not offer them in CPUID;
+ * invpcid, popcnt, cmpxchg16b...) are hidden, and so are erms/fsrm: with
+ * them the kernel clears and copies one byte per emulated store.  The VMM should also not offer them in CPUID;
  * clearcpuid= covers VMMs that pass the host's CPUID through. */
 #define HV_GUEST_CMDLINE_PVM                                                           \
-  "hvrun.pvm=1 nofsgsbase clearcpuid=xsave,pku,smap,smep,pcid,invpcid"
+  "hvrun.pvm=1 nofsgsbase clearcpuid=xsave,pku,smap,smep,pcid,invpcid,popcnt,rdrand,"     \
+  "rdseed,rdtscp,rdpid,cx16,erms,fsrm"
 
 #define HV_GUEST_CONFIG_PATH "/hvrun/config.json"
 #define HV_GUEST_SEED_PATH "/hvrun/seed"

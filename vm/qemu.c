@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -25,7 +26,7 @@
  * not PVM-aware (see /work/shared/pvm/README.md); QEMU 7.2 also aborts on
  * the arch-capabilities MSR there. */
 #define PVM_CPU "host,-arch-capabilities,-xsave,-xsaveopt,-xsavec,-xsaves,-smap,-smep,-pku," \
-                "-pcid,-invpcid,-fsgsbase,-rdpid,-popcnt,-rdseed,-rdrand"
+                "-pcid,-invpcid,-fsgsbase,-rdpid,-rdtscp,-popcnt,-rdseed,-rdrand,-cx16,-erms,-fsrm"
 
 struct argv_builder { char **v; size_t n, cap; };
 
@@ -145,11 +146,13 @@ static void build_argv(const struct hv_vm_config *c, const char *accel, int ctl_
 /* In the child: QEMU's stdin/stdout are the workload's console (chardev
  * stdio); every other fd but the control socket and log is closed. */
 static void __attribute__((noreturn)) exec_qemu(const struct hv_vm_config *c, char **argv,
-                                                int ctl_fd) {
+                                                int ctl_fd, int err_fd) {
+  /* QEMU must not outlive the process that waits for it. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   int devnull = open("/dev/null", O_RDWR);
   int in = c->console_in >= 0 ? c->console_in : devnull;
   int out = c->console_out >= 0 ? c->console_out : devnull;
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0)
+  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err_fd, 2) < 0)
     _exit(127);
   for (int fd = 3; fd < 1024; fd++)
     if (fd != ctl_fd && fd != c->kernel_log_fd)
@@ -164,6 +167,8 @@ static void __attribute__((noreturn)) exec_qemu(const struct hv_vm_config *c, ch
 }
 
 struct relay {
+  int qemu_err;       /* QEMU's stderr, forwarded to ours and watched */
+  bool internal_error;/* KVM stopped the guest (QEMU then waits forever) */
   int guest;          /* our end of QEMU's control chardev */
   int host;           /* c->control_fd, or -1 */
   char line[512];
@@ -205,14 +210,32 @@ static int wait_qemu(pid_t pid, struct relay *r, int *wstatus, hv_error_t *err) 
         return hv_error(err, errno, "wait for qemu");
       return 0;
     }
-    struct pollfd pf[3] = {{.fd = pidfd, .events = POLLIN},
+    struct pollfd pf[4] = {{.fd = pidfd, .events = POLLIN},
                            {.fd = r->guest, .events = POLLIN},
-                           {.fd = r->host, .events = POLLIN}};
-    if (poll(pf, 3, -1) < 0) {
+                           {.fd = r->host, .events = POLLIN},
+                           {.fd = r->qemu_err, .events = POLLIN}};
+    if (poll(pf, 4, -1) < 0) {
       if (errno == EINTR)
         continue;
       close(pidfd);
       return hv_error(err, errno, "poll");
+    }
+    if (pf[3].revents & (POLLIN | POLLHUP)) {
+      ssize_t n = read(r->qemu_err, buf, sizeof buf - 1);
+      if (n > 0) {
+        buf[n] = '\0';
+        if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+          /* stderr gone: keep watching anyway */
+        }
+        /* On a KVM internal error (e.g. PVM's emulator meets an
+         * instruction it lacks) QEMU pauses the VM and never exits. */
+        if (strstr(buf, "KVM internal error") || strstr(buf, "emulation failure")) {
+          r->internal_error = true;
+          kill(pid, SIGKILL);
+        }
+      } else {
+        r->qemu_err = -1;
+      }
     }
     if (pf[1].revents & POLLIN) {
       ssize_t n = read(r->guest, buf, sizeof buf);
@@ -244,9 +267,14 @@ int hv_vm_run_qemu(const struct hv_vm_config *c, int *exit_status, hv_error_t *e
       check_path("root disk", c->root_disk, err) < 0 ||
       check_path("scratch disk", c->scratch_disk, err) < 0)
     return -1;
-  int sv[2];
+  int sv[2], ep[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return hv_error(err, errno, "socketpair for the control channel");
+  if (pipe2(ep, O_CLOEXEC) < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return hv_error(err, errno, "pipe for qemu's stderr");
+  }
   const char *accel = pick_accel();
   struct argv_builder a = {0};
   build_argv(c, accel, sv[1], &a);
@@ -257,19 +285,27 @@ int hv_vm_run_qemu(const struct hv_vm_config *c, int *exit_status, hv_error_t *e
 
   pid_t pid = fork();
   if (pid < 0) {
+    int e = errno;
     close(sv[0]);
     close(sv[1]);
-    return hv_error(err, errno, "fork qemu");
+    close(ep[0]);
+    close(ep[1]);
+    return hv_error(err, e, "fork qemu");
   }
   if (pid == 0)
-    exec_qemu(c, argv, sv[1]);
+    exec_qemu(c, argv, sv[1], ep[1]);
   close(sv[1]);
-  struct relay r = {.guest = sv[0], .host = c->control_fd};
+  close(ep[1]);
+  struct relay r = {.guest = sv[0], .host = c->control_fd, .qemu_err = ep[0]};
   int ws = 0;
   int rc = wait_qemu(pid, &r, &ws, err);
   close(sv[0]);
+  close(ep[0]);
   if (rc < 0)
     return -1;
+  if (r.internal_error)
+    return hv_error(err, 0, "vm: KVM stopped the guest (internal error: an instruction the "
+                            "hypervisor cannot emulate; see the messages above)");
 
   if (r.have_exit) {
     if (hv_hcall_decode(r.exit_value, exit_status) == HV_VM_EXIT_PANIC)
