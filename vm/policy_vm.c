@@ -280,6 +280,13 @@ static uint32_t vcpus_for(const struct hv_oci_resources *r) {
   return n ? n : 1;
 }
 
+/* Host tasks the VMM needs: a fixed budget (main, control, stdin relay,
+ * device I/O threads; QEMU's RCU and worker threads) plus its vCPUs. */
+int64_t vmb_vmm_tasks(const struct vmb_plan *p) {
+  bool qemu = p->engine && !strcmp(p->engine, "qemu");
+  return (qemu ? VMB_QEMU_TASKS : VMB_VMM_TASKS) + 2 * (int64_t)p->vcpus;
+}
+
 int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_error_t *err) {
   memset(p, 0, sizeof *p);
   if (check_unsupported(cfg, err) < 0)
@@ -297,12 +304,12 @@ int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_err
   bool qemu = !strcmp(engine, "qemu");
 
   const struct hv_oci_resources *r = &cfg->linux.resources;
-  int64_t tasks = qemu ? VMB_QEMU_TASKS : VMB_VMM_TASKS;
+  p->vcpus = vcpus_for(r);
+  int64_t tasks = vmb_vmm_tasks(p);
   if (r->pids.has_limit && r->pids.limit > 0 && r->pids.limit < tasks)
     return hv_error(err, 0, "linux.resources.pids.limit: %lld: the vm backend applies it to the "
                             "VMM's host tasks (guest processes are not host tasks), which need "
                             "at least %lld", (long long)r->pids.limit, (long long)tasks);
-  p->vcpus = vcpus_for(r);
   p->mem_bytes = r->memory.has_limit && r->memory.limit > 0
                      ? ((uint64_t)r->memory.limit & ~((1ULL << 20) - 1))
                      : VMB_DEFAULT_MEM;
@@ -344,7 +351,7 @@ void vmb_vmm_resources(struct hv_oci_resources *r, const struct vmb_plan *p) {
   r->memory.limit = limit;
   if (!r->pids.has_limit || r->pids.limit <= 0) {
     r->pids.has_limit = true;
-    r->pids.limit = qemu ? VMB_QEMU_TASKS : VMB_VMM_TASKS;
+    r->pids.limit = vmb_vmm_tasks(p);
   }
   r->present = true;
 }

@@ -70,6 +70,7 @@ void vmb_plan_clear(struct vmb_plan *p);
  * guest RAM + VMM overhead (swap keeps its margin over the limit), pids =
  * the VMM's own task budget unless the config asks for less. */
 void vmb_vmm_resources(struct hv_oci_resources *r, const struct vmb_plan *p);
+int64_t vmb_vmm_tasks(const struct vmb_plan *p);
 /* Same check for `update`: resources the running VM cannot change. */
 int vmb_check_update(const struct hv_oci_resources *r, hv_error_t *err);
 /* For `hvrun features`. */
