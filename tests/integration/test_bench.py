@@ -159,7 +159,11 @@ def run_bench(hvrun, store, args, timeout=600, **env):
 def quick(hvrun, store, tmp_path_factory):
     out = tmp_path_factory.mktemp("benchquick")
     j, h = str(out / "bench.json"), str(out / "bench.html")
+    before = set(no_leftovers())
     r = run_bench(hvrun, store, ["--quick", "--json", j, "--html", h])
+    # Module-scoped, so the `clean` fixture cannot see this run: check here.
+    left = [x for x in no_leftovers() if x not in before]
+    assert not left, "left behind by the quick run: %s" % left
     return r, j, h
 
 
