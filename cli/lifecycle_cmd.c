@@ -2,16 +2,15 @@
  * create, start, run, state, kill, delete, list, ps, pause, resume, update,
  * events.  Argument parsing and output only; the work is the backend's. */
 #include "cli_internal.h"
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 
@@ -111,7 +110,7 @@ int cli_create_container(struct cli_ctx *c, const struct hv_backend *be,
     return -1;
   }
   if (!create_only) {
-    if (be->start(&c->ctx, be == &hv_backend_container ? NULL : cfg, st, err) < 0) {
+    if (be->start(&c->ctx, cfg, st, err) < 0) {
       be->destroy(&c->ctx, st, true, NULL);
       hv_state_remove(&c->store, o->id, NULL);
       return -1;
@@ -239,33 +238,6 @@ int cli_cmd_run(const struct hv_cli_globals *g, int argc, char **argv) {
   return create_or_run(g, argc, argv, true);
 }
 
-/* hv_state_create builds a container dir as "<root>/.new-<pid>-<n>" and
- * renames it into place; if that hvrun was killed in between, the temp
- * dir stays.  Remove those whose creator is gone.  (Belongs in the state
- * store; done here until runtime/state.c does it.) */
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)ftw;
-  return flag == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void sweep_stale_new_dirs(struct cli_ctx *c) {
-  DIR *d = opendir(c->store.root);
-  if (!d)
-    return;
-  struct dirent *de;
-  while ((de = readdir(d))) {
-    int pid = 0;
-    if (sscanf(de->d_name, ".new-%d-", &pid) != 1 || pid <= 0)
-      continue;
-    if (kill(pid, 0) == 0 || errno != ESRCH)
-      continue;
-    cleanup_free char *p = hv_xasprintf("%s/%s", c->store.root, de->d_name);
-    nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  }
-  closedir(d);
-}
-
 /* ---------------- commands on one existing container ---------------- */
 
 /* Parse `cmd [opts] <id> [extra]`, open the store, load the container. */
@@ -278,17 +250,25 @@ struct one {
   bool opened;
 };
 
-static int one_open(struct one *x, const struct hv_cli_globals *g, const char *cmd,
-                    const struct cli_opt *opts, int argc, char **argv, size_t max_args,
-                    const char *usage, hv_error_t *err) {
+/* stop_at_positional: everything after the id is the command's own
+ * arguments (ps options). */
+static int one_open_args(struct one *x, const struct hv_cli_globals *g, const char *cmd,
+                         const struct cli_opt *opts, int argc, char **argv, size_t max_args,
+                         const char *usage, bool stop_at_positional, hv_error_t *err) {
   memset(x, 0, sizeof *x);
-  if (cli_parse(cmd, opts, argc, argv, false, &x->pos, &x->npos, err) < 0 ||
+  if (cli_parse(cmd, opts, argc, argv, stop_at_positional, &x->pos, &x->npos, err) < 0 ||
       cli_want_args(cmd, x->npos, 1, max_args, usage, err) < 0)
     return -1;
   if (cli_ctx_open(&x->c, g, err) < 0)
     return -1;
   x->opened = true;
   return cli_load(&x->c, x->pos[0], &x->st, &x->be, err);
+}
+
+static int one_open(struct one *x, const struct hv_cli_globals *g, const char *cmd,
+                    const struct cli_opt *opts, int argc, char **argv, size_t max_args,
+                    const char *usage, hv_error_t *err) {
+  return one_open_args(x, g, cmd, opts, argc, argv, max_args, usage, false, err);
 }
 
 static void one_close(struct one *x) {
@@ -384,8 +364,6 @@ int cli_cmd_delete(const struct hv_cli_globals *g, int argc, char **argv) {
   struct cli_opt opts[] = {{"force", 'f', CLI_FLAG, &force}, {NULL, 0, 0, NULL}};
   int rc = 0;
   int r = one_open(&x, g, "delete", opts, argc, argv, 1, "[--force] <container-id>", &err);
-  if (x.opened)
-    sweep_stale_new_dirs(&x.c);
   if (r < 0) {
     /* As runc: with --force, a container that is already gone (or whose
      * create died before writing any state) is not an error. */
@@ -449,17 +427,90 @@ out:
   return rc;
 }
 
-static char *proc_cmdline(pid_t pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
-  char *s = NULL;
-  size_t len = 0;
-  if (hv_read_file(path, &s, &len, NULL) < 0)
-    return hv_xstrdup("?");
-  for (size_t i = 0; i + 1 < len; i++)
-    if (!s[i])
-      s[i] = ' ';
-  return s;
+/* Run `ps <args>` (runc's default: -ef) and keep the header and the lines
+ * whose PID column is one of the container's pids, as `runc ps` does. */
+static bool pid_in(pid_t p, const pid_t *pids, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (pids[i] == p)
+      return true;
+  return false;
+}
+
+static int ps_table(char **ps_args, size_t n_args, const pid_t *pids, size_t n,
+                    hv_error_t *err) {
+  char *argv[n_args + 3];
+  static char ps_name[] = "ps", def_args[] = "-ef";
+  argv[0] = ps_name;
+  size_t k = 1;
+  if (!n_args)
+    argv[k++] = def_args;
+  for (size_t i = 0; i < n_args; i++)
+    argv[k++] = ps_args[i];
+  argv[k] = NULL;
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0)
+    return hv_error(err, errno, "ps: pipe");
+  fflush(NULL);
+  pid_t child = fork();
+  if (child < 0) {
+    close(pfd[0]);
+    close(pfd[1]);
+    return hv_error(err, errno, "ps: fork");
+  }
+  if (child == 0) {
+    dup2(pfd[1], STDOUT_FILENO);
+    execvp(argv[0], argv);
+    fprintf(stderr, "hvrun: ps: exec `ps`: %s\n", strerror(errno));
+    _exit(127);
+  }
+  close(pfd[1]);
+  FILE *f = fdopen(pfd[0], "r");
+  if (!f) {
+    close(pfd[0]);
+    waitpid(child, NULL, 0);
+    return hv_error(err, errno, "ps: read output");
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  int pid_col = -1;
+  bool header = true;
+  while (getline(&line, &cap, f) > 0) {
+    if (header) {
+      header = false;
+      /* Which whitespace-separated column is PID? */
+      cleanup_free char *copy = hv_xstrdup(line);
+      char *save = NULL;
+      int col = 0;
+      for (char *t = strtok_r(copy, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save), col++)
+        if (strcmp(t, "PID") == 0) {
+          pid_col = col;
+          break;
+        }
+      fputs(line, stdout);
+      continue;
+    }
+    if (pid_col < 0)
+      continue;
+    cleanup_free char *copy = hv_xstrdup(line);
+    char *save = NULL, *t = strtok_r(copy, " \t\n", &save);
+    for (int col = 0; t && col < pid_col; col++)
+      t = strtok_r(NULL, " \t\n", &save);
+    char *end;
+    long v = t ? strtol(t, &end, 10) : -1;
+    if (t && !*end && pid_in((pid_t)v, pids, n))
+      fputs(line, stdout);
+  }
+  free(line);
+  fclose(f);
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return hv_error(err, 0, "ps: `ps` failed (exit status %d)",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  if (pid_col < 0)
+    return hv_error(err, 0, "ps: no PID column in the output of `ps`");
+  return 0;
 }
 
 int cli_cmd_ps(const struct hv_cli_globals *g, int argc, char **argv) {
@@ -468,11 +519,15 @@ int cli_cmd_ps(const struct hv_cli_globals *g, int argc, char **argv) {
   const char *format = "table";
   struct cli_opt opts[] = {{"format", 'f', CLI_STR, &format}, {NULL, 0, 0, NULL}};
   int rc = 0;
-  if (one_open(&x, g, "ps", opts, argc, argv, 64, "[--format table|json] <container-id>",
-               &err) < 0)
+  if (one_open_args(&x, g, "ps", opts, argc, argv, 64,
+                    "[--format table|json] <container-id> [ps options]", true, &err) < 0)
     goto out;
   if (strcmp(format, "table") && strcmp(format, "json")) {
     hv_error(&err, 0, "ps: invalid --format \"%s\" (table or json)", format);
+    goto out;
+  }
+  if (strcmp(format, "json") == 0 && x.npos > 1) {
+    hv_error(&err, 0, "ps: ps options (\"%s\") cannot be used with --format json", x.pos[1]);
     goto out;
   }
   pid_t *pids = NULL;
@@ -488,11 +543,7 @@ int cli_cmd_ps(const struct hv_cli_globals *g, int argc, char **argv) {
     free(s);
     json_decref(a);
   } else {
-    printf("%-8s %s\n", "PID", "CMD");
-    for (size_t i = 0; i < n; i++) {
-      cleanup_free char *cmdline = proc_cmdline(pids[i]);
-      printf("%-8d %s\n", pids[i], cmdline);
-    }
+    ps_table(x.pos + 1, x.npos - 1, pids, n, &err);
   }
   free(pids);
 out:

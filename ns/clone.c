@@ -10,8 +10,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/single_threaded.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #ifndef CLONE_NEWTIME
@@ -53,21 +55,28 @@ int ns_sync_recv(int fd, struct ns_msg *m, const char *peer, hv_error_t *err) {
     if ((size_t)r < offsetof(struct ns_msg, text))
       return hv_error(err, 0, "short message from %s", peer);
     m->text[sizeof m->text - 1] = 0;
-    if (m->type == NS_MSG_ERROR)
-      return hv_error(err, 0, "%s", m->text);
+    if (m->type == NS_MSG_ERROR) {
+      int r = hv_error(err, 0, "%s", m->text);
+      if (err && *err && m->value > 0 && m->value < 256)
+        (*err)->status = m->value;
+      return r;
+    }
     return 0;
   }
 }
 
 void ns_child_fail(int fd, hv_error_t *err) {
   char *m = NULL;
+  int status = err && *err && (*err)->status ? (*err)->status : 1;
   if (err && *err)
     m = (*err)->errno_ ? hv_xasprintf("%s: %s", (*err)->msg, strerror((*err)->errno_))
                        : hv_xstrdup((*err)->msg);
-  if (ns_sync_send(fd, NS_MSG_ERROR, 0, m ? m : "container setup failed") < 0)
+  /* The status travels with the text (exec: 127 not found, 126 not
+   * executable), so hvrun exits with it. */
+  if (ns_sync_send(fd, NS_MSG_ERROR, status, m ? m : "container setup failed") < 0)
     fprintf(stderr, "hvrun: %s\n", m ? m : "container setup failed");
   free(m);
-  _exit(1);
+  _exit(status);
 }
 
 /* ---------------- namespaces ---------------- */
@@ -170,7 +179,31 @@ static int write_idmap(pid_t pid, const char *file, const struct hv_oci_idmap *m
   return 0;
 }
 
-/* The stage process S.  Never returns. */
+/* Runs in I, in its namespaces: wait until P has put us into the cgroup
+ * (and written our uid/gid maps) and learn our pid as P sees it, then run
+ * the caller's code.  Never returns. */
+__attribute__((noreturn)) static void child_start(struct ns_spawn *s, int fd, bool new_user,
+                                                  int unshare_later) {
+  hv_error_t err = NULL;
+  struct ns_msg m;
+  if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
+    _exit(1);
+  pid_t host_pid = m.value;
+  if (new_user && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+    hv_error(&err, errno, "become root in the user namespace (is uid/gid 0 mapped?)");
+    ns_child_fail(fd, &err);
+  }
+  /* A cgroup namespace is rooted at the cgroup of the process that makes
+   * it, so it is made only now that we are in the container's cgroup. */
+  if (unshare_later && unshare(unshare_later) < 0) {
+    hv_error(&err, errno, "create cgroup namespace");
+    ns_child_fail(fd, &err);
+  }
+  _exit(s->child_main(s->arg, fd, host_pid));
+}
+
+/* The stage process S (namespaces joined by path, exec, time namespace).
+ * Never returns. */
 __attribute__((noreturn)) static void stage_main(struct ns_spawn *s, int fd) {
   hv_error_t err = NULL;
   struct ns_msg m;
@@ -181,6 +214,8 @@ __attribute__((noreturn)) static void stage_main(struct ns_spawn *s, int fd) {
   if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
     _exit(1);
 
+  if (s->before_join && s->before_join(s->arg, &err) < 0)
+    ns_child_fail(fd, &err);
   int fds[N_NS];
   if (open_join_fds(s, fds, &err) < 0)
     ns_child_fail(fd, &err);
@@ -223,10 +258,81 @@ __attribute__((noreturn)) static void stage_main(struct ns_spawn *s, int fd) {
   }
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, 0);
-    _exit(s->child_main(s->arg, fd));
+    /* P sends I its pid (NS_MSG_PID) once S has reported it. */
+    child_start(s, fd, false, 0);
   }
   ns_sync_send(fd, NS_MSG_PID, pid, NULL);
   _exit(0);
+}
+
+/* Can I be made with one clone() straight from P?  Not when a namespace
+ * is joined (setns must precede the fork that puts a child in the pid
+ * namespace) nor for a time namespace (its offsets must be written before
+ * any process is in it, and clone() has no flag for it). */
+static bool can_clone_directly(const struct ns_spawn *s) {
+  /* A raw clone() skips what glibc's fork() does for a multi-threaded
+   * process (taking malloc's and stdio's locks around the fork); with a
+   * thread running (the terminal relay of `run`) the child could inherit
+   * a held lock and hang.  fork() it is, then. */
+  if (!__libc_single_threaded)
+    return false;
+  if (s->join_pid > 0 || !s->cfg)
+    return false;
+  for (size_t k = 0; k < s->cfg->linux.n_namespaces; k++) {
+    const struct hv_oci_namespace *n = &s->cfg->linux.namespaces[k];
+    if ((n->path && *n->path) || n->flag == CLONE_NEWTIME)
+      return false;
+  }
+  return true;
+}
+
+static int write_maps(const struct ns_spawn *s, pid_t pid, hv_error_t *err) {
+  /* gid_map first is not required as root; setgroups stays allowed. */
+  if (write_idmap(pid, "uid_map", s->cfg->linux.uid_mappings, s->cfg->linux.n_uid_mappings,
+                  err) < 0 ||
+      write_idmap(pid, "gid_map", s->cfg->linux.gid_mappings, s->cfg->linux.n_gid_mappings,
+                  err) < 0)
+    return -1;
+  return 0;
+}
+
+/* The common case (create/run with only new namespaces), as crun does it:
+ * ONE clone() into every new namespace, then P moves the child into the
+ * cgroup, writes its id maps and releases it with a single message that
+ * also carries its pid.  No stage process, one wake-up. */
+static int spawn_direct(struct ns_spawn *s, int sv[2], hv_error_t *err) {
+  int flags = new_ns_flags(s->cfg);
+  int later = flags & CLONE_NEWCGROUP;
+  flags &= ~CLONE_NEWCGROUP;
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, NULL, NULL, NULL, 0UL);
+  if (pid < 0) {
+    int e = errno;
+    close(sv[0]);
+    close(sv[1]);
+    return hv_error(err, e, "create the container's namespaces (clone flags %#x)", flags);
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    child_start(s, sv[1], flags & CLONE_NEWUSER, later);
+  }
+  close(sv[1]);
+  int fd = sv[0];
+  if ((s->cg && hv_cg_enter(s->cg, pid, err) < 0) ||
+      ((flags & CLONE_NEWUSER) && write_maps(s, pid, err) < 0))
+    goto fail;
+  if (ns_sync_send(fd, NS_MSG_GO, pid, NULL) < 0) {
+    hv_error(err, errno, "start container setup");
+    goto fail;
+  }
+  s->pid = pid;
+  s->sync_fd = fd;
+  return 0;
+fail:
+  kill(pid, SIGKILL);
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+  close(fd);
+  return -1;
 }
 
 int ns_spawn(struct ns_spawn *s, hv_error_t *err) {
@@ -242,6 +348,8 @@ int ns_spawn(struct ns_spawn *s, hv_error_t *err) {
     return hv_error(err, errno, "prctl(PR_SET_CHILD_SUBREAPER)");
   }
   fflush(NULL);
+  if (can_clone_directly(s))
+    return spawn_direct(s, sv, err);
   pid_t stage = fork();
   if (stage < 0) {
     close(sv[0]);
@@ -270,11 +378,7 @@ int ns_spawn(struct ns_spawn *s, hv_error_t *err) {
       goto fail;
     }
     if (m.type == NS_MSG_USERMAP) {
-      /* gid_map first is not required as root; setgroups stays allowed. */
-      if (write_idmap(stage, "uid_map", s->cfg->linux.uid_mappings, s->cfg->linux.n_uid_mappings,
-                      err) < 0 ||
-          write_idmap(stage, "gid_map", s->cfg->linux.gid_mappings, s->cfg->linux.n_gid_mappings,
-                      err) < 0) {
+      if (write_maps(s, stage, err) < 0) {
         rc = -1;
         goto fail;
       }
@@ -287,6 +391,14 @@ int ns_spawn(struct ns_spawn *s, hv_error_t *err) {
   int st;
   while (waitpid(stage, &st, 0) < 0 && errno == EINTR)
     ;
+  /* I waits for its pid (as we see it) before it does anything. */
+  if (ns_sync_send(fd, NS_MSG_PID, s->pid, NULL) < 0) {
+    rc = hv_error(err, errno, "container process exited during setup");
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    close(fd);
+    return rc;
+  }
   s->sync_fd = fd;
   return 0;
 fail:

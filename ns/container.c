@@ -14,6 +14,7 @@
  * (cgroup path first, then the pid), so `delete --force` can undo a
  * create that was killed at any point. */
 #include "lifecycle.h"
+#include "sandbox.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -74,7 +75,8 @@ int ns_write_pid_file(const char *path, pid_t pid, hv_error_t *err) {
     return 0;
   char buf[32];
   int n = snprintf(buf, sizeof buf, "%d", pid);
-  return hv_write_file_atomic(AT_FDCWD, path, buf, (size_t)n, 0644, err);
+  /* Runtime state (it names a live process): no fsync. */
+  return hv_write_runtime_file(AT_FDCWD, path, buf, (size_t)n, 0644, err);
 }
 
 int ns_load_saved_config(struct hv_context *ctx, const struct hv_state *st,
@@ -119,7 +121,20 @@ struct init_args {
   int fifo;                     /* exec.fifo, O_RDWR, inherited */
 };
 
-static int init_main(void *arg, int fd) {
+/* The state a seccomp notify listener receives with the notify fd (OCI
+ * "container process state"). */
+char *ns_listener_state_json(const struct hv_oci_seccomp *sc, const struct hv_state *st,
+                             pid_t pid) {
+  json_t *j = json_pack("{s:s,s:[s],s:i,s:s,s:o}", "ociVersion", "1.2.0", "fds", "seccompFd",
+                        "pid", (int)pid, "metadata",
+                        sc && sc->listener_metadata ? sc->listener_metadata : "", "state",
+                        hv_state_to_json(st));
+  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  return s;
+}
+
+static int init_main(void *arg, int fd, pid_t host_pid) {
   struct init_args *a = arg;
   hv_error_t err = NULL;
   struct ns_msg m;
@@ -127,9 +142,7 @@ static int init_main(void *arg, int fd) {
   if (ns_close_fds(a->o->preserve_fds, keep, 2, &err) < 0)
     ns_child_fail(fd, &err);
   /* Our pid as hvrun sees it (for the hooks' state). */
-  if (ns_sync_recv(fd, &m, "hvrun", &err) < 0)
-    _exit(1);
-  a->st->pid = m.value;
+  a->st->pid = host_pid;
   a->st->status = HV_CREATING;
 
   int fifo = a->fifo;
@@ -149,12 +162,21 @@ static int init_main(void *arg, int fd) {
     hv_error(&err, errno, "create a session keyring (--no-new-keyring skips it)");
     ns_child_fail(fd, &err);
   }
-  if (ns_sync_send(fd, NS_MSG_HOOKS, 0, NULL) < 0 || ns_sync_recv(fd, &m, "hvrun", &err) < 0)
-    _exit(1);
   const struct hv_oci_hooks *h = &a->cfg->hooks;
+  /* prestart/createRuntime run in hvrun, once our namespaces exist; the
+   * round trip is only paid when there are such hooks. */
+  if ((h->n_prestart || h->n_create_runtime) &&
+      (ns_sync_send(fd, NS_MSG_HOOKS, 0, NULL) < 0 || ns_sync_recv(fd, &m, "hvrun", &err) < 0))
+    _exit(1);
   if (h->n_create_container &&
       hv_hooks_run(h->create_container, h->n_create_container, "createContainer", a->st, &err) < 0)
     ns_child_fail(fd, &err);
+  /* The listener socket is a host path: connect while it is reachable. */
+  if (ns_seccomp_uses_notify(a->cfg->linux.seccomp)) {
+    cleanup_free char *state = ns_listener_state_json(a->cfg->linux.seccomp, a->st, host_pid);
+    if (ns_seccomp_listener_prepare(a->cfg->linux.seccomp, state, &err) < 0)
+      ns_child_fail(fd, &err);
+  }
   if (ns_setup_rootfs(a->cfg, a->o->no_pivot, &err) < 0)
     ns_child_fail(fd, &err);
   if (console >= 0) {
@@ -178,37 +200,18 @@ static int init_main(void *arg, int fd) {
     _exit(1);
   a->st->status = HV_RUNNING;
   if (h->n_start_container &&
-      hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0) {
-    hv_error_print(&err);
-    return 127;
-  }
+      hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0)
+    return hv_error_print(&err);
   ns_finalize_and_exec(a->cfg->process, a->cfg->linux.seccomp, &err);
-  hv_error_print(&err);
-  return 127;
+  /* 127: not found, 126: not executable (set by ns_finalize_and_exec),
+   * else 1; hvrun run/one-shot exits with it. */
+  return hv_error_print(&err);
 }
 
 /* ---------------- create ---------------- */
 
 static char *default_cgroups_path(const char *id, bool systemd) {
   return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
-}
-
-/* Configs (runc spec, podman, containerd) start linux.resources.devices
- * with "deny all".  The cgroup layer already writes deny-all and then the
- * default devices (null, zero, ptmx, pts ...) *before* the spec's rules,
- * so a leading deny-all would revoke the defaults; runc applies it before
- * its defaults.  Dropping it when it is the first rule is equivalent. */
-static void drop_leading_deny_all(struct hv_oci_resources *r) {
-  while (r->n_devices) {
-    struct hv_oci_device_cgroup *d = &r->devices[0];
-    const char *acc = d->access && *d->access ? d->access : "rwm";
-    bool all_access = strchr(acc, 'r') && strchr(acc, 'w') && strchr(acc, 'm');
-    if (d->allow || (d->type && d->type != 'a') || d->has_major || d->has_minor || !all_access)
-      return;
-    free(d->access);
-    memmove(&r->devices[0], &r->devices[1], (r->n_devices - 1) * sizeof *d);
-    r->n_devices--;
-  }
 }
 
 static void undo_create(struct hv_context *ctx, struct hv_state *st, struct hv_cgroup *cg) {
@@ -225,8 +228,17 @@ static void undo_create(struct hv_context *ctx, struct hv_state *st, struct hv_c
   unlink(conf);
 }
 
+/* The cgroup layer names the field itself when the resources are wrong
+ * ("linux.resources.memory.limit: ..."); only errors about the path need
+ * the path as context. */
+static int cgroup_error(hv_error_t *err, const char *cgpath) {
+  if (err && *err && strncmp((*err)->msg, "linux.", 6) == 0)
+    return -1;
+  return hv_error_wrap(err, "linux.cgroupsPath `%s`", cgpath);
+}
+
 int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
-                            const struct hv_create_opts *o, struct hv_state *st, hv_error_t *err) {
+                        const struct hv_create_opts *o, struct hv_state *st, hv_error_t *err) {
   if (!cfg->process)
     return hv_error(err, 0, "config.json: process: required to create a container");
   if (!cfg->process->args || !cfg->process->args[0])
@@ -234,37 +246,44 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   if (cfg->process->terminal && !o->console_socket)
     return hv_error(err, 0, "config.json: process.terminal is true but no --console-socket "
                             "was given");
+  /* Everything the container backend alone interprets (mount options,
+   * sysctls, devices, seccomp) is checked before anything is made. */
+  if (ns_validate_config(cfg, err) < 0)
+    return -1;
   cleanup_free char *dir = hv_state_dir(ctx->store, o->id);
   if (hv_mkdir_p(dir, 0711, err) < 0)
     return -1;
   cleanup_free char *fifo = hv_xasprintf("%s/" FIFO_NAME, dir);
-  cleanup_free char *conf = hv_xasprintf("%s/" SAVED_CONFIG, dir);
   /* exec and delete (poststop hooks) need the config even if the bundle
-   * changes or goes away, as runc keeps it in its state. */
+   * changes or goes away, as runc keeps it in its state.  Runtime state:
+   * no fsync (see hv_write_runtime_file). */
   cleanup_free char *text = json_dumps(cfg->raw, JSON_COMPACT);
   if (!text)
     return hv_error(err, 0, "serialize config.json");
-  if (hv_write_file_atomic(AT_FDCWD, conf, text, strlen(text), 0600, err) < 0)
+  cleanup_close int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return hv_error(err, errno, "open `%s`", dir);
+  if (hv_write_runtime_file(dirfd, SAVED_CONFIG, text, strlen(text), 0600, err) < 0)
     return -1;
-  if (mkfifo(fifo, 0600) < 0 && errno != EEXIST) {
-    unlink(conf);
+  if (mkfifoat(dirfd, FIFO_NAME, 0600) < 0 && errno != EEXIST) {
+    unlinkat(dirfd, SAVED_CONFIG, 0);
     return hv_error(err, errno, "mkfifo `%s`", fifo);
   }
 
-  drop_leading_deny_all(&cfg->linux.resources);
+  /* No state save between here and READY: if hvrun is killed meanwhile,
+   * delete finds the cgroup again from the saved config (destroy), and
+   * the init, blocked on the sync socket, exits on its EOF. */
   cleanup_free char *defcg = default_cgroups_path(o->id, ctx->systemd_cgroup);
   const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
   struct hv_cgroup *cg = NULL;
   if (hv_cg_create(cgpath, o->id, &cfg->linux.resources, ctx->systemd_cgroup, &cg, err) < 0) {
     undo_create(ctx, st, NULL);
-    return hv_error_wrap(err, "linux.cgroupsPath `%s`", cgpath);
+    return cgroup_error(err, cgpath);
   }
   free(st->cgroup_path);
   st->cgroup_path = hv_xstrdup(hv_cg_path(cg));
-  if (hv_state_save(ctx->store, st, err) < 0)
-    goto fail;
 
-  struct init_args a = {ctx, cfg, o, st, open(fifo, O_RDWR | O_CLOEXEC)};
+  struct init_args a = {ctx, cfg, o, st, openat(dirfd, FIFO_NAME, O_RDWR | O_CLOEXEC)};
   if (a.fifo < 0) {
     hv_error(err, errno, "open `%s`", fifo);
     goto fail;
@@ -276,13 +295,8 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     goto fail;
   cleanup_close int fd = sp.sync_fd;
   st->pid = sp.pid;
+  /* Read while the init sets itself up. */
   st->pid_start = hv_proc_starttime(sp.pid);
-  if (hv_state_save(ctx->store, st, err) < 0)
-    goto fail;
-  if (ns_sync_send(fd, NS_MSG_PID, sp.pid, NULL) < 0) {
-    hv_error(err, errno, "container init exited during setup");
-    goto fail;
-  }
   for (;;) {
     struct ns_msg m;
     if (ns_sync_recv(fd, &m, "container init", err) < 0)

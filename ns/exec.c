@@ -8,6 +8,7 @@
  * so hvrun learns that the execve succeeded from EOF, and any earlier
  * failure arrives as an error message (e.g. "executable not found"). */
 #include "lifecycle.h"
+#include "sandbox.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -18,12 +19,27 @@
 struct exec_args {
   const struct hv_exec_opts *o;
   const struct hv_oci_seccomp *seccomp;
+  const struct hv_state *st;
   int console;                  /* O_PATH fd of --console-socket, or -1 */
 };
 
-static int exec_main(void *arg, int fd) {
+/* In the stage, before setns into the container's mount namespace: the
+ * seccomp listener socket is a host path. */
+static int exec_before_join(void *arg, hv_error_t *err) {
+  struct exec_args *a = arg;
+  if (!ns_seccomp_uses_notify(a->seccomp))
+    return 0;
+  return ns_seccomp_listener_prepare(a->seccomp, NULL, err);
+}
+
+static int exec_main(void *arg, int fd, pid_t host_pid) {
   struct exec_args *a = arg;
   hv_error_t err = NULL;
+  if (ns_seccomp_uses_notify(a->seccomp)) {
+    cleanup_free char *state = ns_listener_state_json(a->seccomp, a->st, host_pid);
+    if (ns_seccomp_listener_prepare(a->seccomp, state, &err) < 0)
+      ns_child_fail(fd, &err);
+  }
   int keep[] = {fd, a->console};
   if (ns_close_fds(a->o->preserve_fds, keep, a->console >= 0 ? 2 : 1, &err) < 0)
     ns_child_fail(fd, &err);
@@ -62,7 +78,7 @@ int ns_container_exec(struct hv_context *ctx, struct hv_oci_config *cfg, struct 
       hv_oci_free(own);
     return -1;
   }
-  struct exec_args a = {o, cfg->linux.seccomp, -1};
+  struct exec_args a = {o, cfg->linux.seccomp, st, -1};
   int rc = 0;
   if (o->process->terminal) {
     a.console = open(o->console_socket, O_PATH | O_CLOEXEC);
@@ -71,7 +87,8 @@ int ns_container_exec(struct hv_context *ctx, struct hv_oci_config *cfg, struct 
       goto out;
     }
   }
-  struct ns_spawn sp = {.join_pid = st->pid, .cg = cg, .child_main = exec_main, .arg = &a};
+  struct ns_spawn sp = {.join_pid = st->pid, .cg = cg, .before_join = exec_before_join,
+                        .child_main = exec_main, .arg = &a};
   if (ns_spawn(&sp, err) < 0) {
     rc = -1;
     goto out;
@@ -87,6 +104,9 @@ int ns_container_exec(struct hv_context *ctx, struct hv_oci_config *cfg, struct 
     m.text[sizeof m.text - 1] = 0;
     waitpid(sp.pid, NULL, 0);
     rc = hv_error(err, 0, "exec in container `%s`: %s", st->id, m.text);
+    /* 127 (not found) / 126 (not executable), as a shell and runc. */
+    if (err && *err && m.type == NS_MSG_ERROR && m.value > 0 && m.value < 256)
+      (*err)->status = m.value;
     goto out;
   }
   if (ns_write_pid_file(o->pid_file, sp.pid, err) < 0) {

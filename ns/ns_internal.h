@@ -18,9 +18,11 @@ int ns_setup_rootfs(const struct hv_oci_config *cfg, bool no_pivot, hv_error_t *
  * (which has already joined the namespaces with setns): oomScoreAdj,
  * rlimits, setgroups/setgid/setuid (keeping caps across the switch),
  * umask, cwd (resolved inside the rootfs; never outside it), capabilities,
- * no_new_privs, and seccomp last.  On success it does not return if
- * do_exec is true (execvpe of process->args with process->env, looked up
- * in the container's PATH). */
+ * no_new_privs, and seccomp last.  On success it does not return: it
+ * execve()s process->args with process->env, args[0] looked up in the
+ * container's PATH.  On failure it returns <0 with err filled; err->status
+ * is 127 when the program was not found and 126 when it was found but
+ * could not be executed (the shell's convention), 0 for any other error. */
 int ns_finalize_and_exec(const struct hv_oci_process *p, const struct hv_oci_seccomp *seccomp,
                          hv_error_t *err);
 

@@ -211,8 +211,16 @@ static int send_to_listener(const struct hv_oci_seccomp *s, int notify_fd, hv_er
 
 int ns_seccomp_listener_prepare(const struct hv_oci_seccomp *s, const char *state_json,
                                 hv_error_t *err) {
-  if (!s || !s->listener_path || !*s->listener_path || ns_seccomp_listener_fd >= 0)
+  if (!s || !s->listener_path || !*s->listener_path)
     return 0;
+  if (ns_seccomp_listener_fd >= 0) {
+    /* Connected earlier (exec: before setns); now the state is known. */
+    if (state_json) {
+      free(listener_state);
+      listener_state = hv_xstrdup(state_json);
+    }
+    return 0;
+  }
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   if (strlen(s->listener_path) >= sizeof sa.sun_path)
     return hv_error(err, 0, "linux.seccomp.listenerPath: `%s` is too long", s->listener_path);

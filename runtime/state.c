@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <string.h>
@@ -143,6 +144,46 @@ static int rm_tree(const char *path) {
   return 0;
 }
 
+/* hv_state_create builds a container dir as ".new-<pid>-<n>" and renames
+ * it into place; if that hvrun was killed in between, the temp dir stays.
+ * Is `name` such a dir whose creator is gone? */
+#define NEW_PREFIX ".new-"
+static bool is_dead_new_dir(int dirfd, const char *name) {
+  int pid = 0;
+  if (strncmp(name, NEW_PREFIX, strlen(NEW_PREFIX)) != 0 ||
+      sscanf(name, NEW_PREFIX "%d-", &pid) != 1 || pid <= 0)
+    return false;
+  if (kill(pid, 0) == 0 || errno != ESRCH)
+    return false;
+  struct stat sb;
+  return fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static void remove_new_dir(struct hv_store *s, const char *name) {
+  cleanup_free char *p = hv_xasprintf("%s/%s", s->root, name);
+  rm_tree(p);
+}
+
+/* Remove every dead creator's temp dir.  A scan of --root, so it is only
+ * done where it is cheap or needed: `list` (which scans anyway) and the
+ * removal of an id that has no dir (delete --force after a killed create). */
+static void sweep_dead_new_dirs(struct hv_store *s) {
+  int fd = dup(s->dirfd);
+  if (fd < 0)
+    return;
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return;
+  }
+  rewinddir(d);
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (is_dead_new_dir(s->dirfd, de->d_name))
+      remove_new_dir(s, de->d_name);
+  closedir(d);
+}
+
 int hv_state_create(struct hv_store *s, const struct hv_state *st, hv_error_t *err) {
   if (validate_id(st->id, err) < 0)
     return -1;
@@ -228,7 +269,10 @@ int hv_state_remove(struct hv_store *s, const char *id, hv_error_t *err) {
   if (validate_id(id, err) < 0)
     return -1;
   cleanup_free char *dir = hv_state_dir(s, id);
-  if (rm_tree(dir) < 0)
+  struct stat sb;
+  if (fstatat(s->dirfd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+    sweep_dead_new_dirs(s); /* the create of `id` may have died half-way */
+  else if (rm_tree(dir) < 0)
     return hv_error(err, errno, "remove `%s`", dir);
   cleanup_free char *lock = hv_xasprintf("%s.lock", id);
   if (unlinkat(s->dirfd, lock, 0) < 0 && errno != ENOENT)
@@ -256,8 +300,11 @@ int hv_state_list(struct hv_store *s, char ***ids, hv_error_t *err) {
   struct dirent *de;
   while ((de = readdir(d))) {
     /* Dot entries are "." / ".." and half-built ".new-*" directories. */
-    if (de->d_name[0] == '.')
+    if (de->d_name[0] == '.') {
+      if (is_dead_new_dir(s->dirfd, de->d_name))
+        remove_new_dir(s, de->d_name);
       continue;
+    }
     struct stat sb;
     cleanup_free char *rel = hv_xasprintf("%s/%s", de->d_name, STATE_FILE);
     if (fstatat(s->dirfd, rel, &sb, 0) < 0)

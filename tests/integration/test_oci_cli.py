@@ -24,6 +24,56 @@ def test_run_exit_code(hv):
     assert hv.run("run", "-b", b, hv.id()).returncode == 7
 
 
+def test_run_exec_failure_statuses(hv):
+    # as a shell and runc: 127 when the program is not found, 126 when it
+    # is found but cannot be executed; the message names it
+    b = hv.bundle(["/no/such/program"])
+    r = hv.run("run", "-b", b, hv.id())
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert "/no/such/program" in r.stderr
+    b = hv.bundle(["/etc/passwd"])
+    r = hv.run("run", "-b", b, hv.id())
+    assert r.returncode == 126, (r.returncode, r.stderr)
+    assert "/etc/passwd" in r.stderr
+
+
+def test_exec_failure_statuses(hv):
+    b = hv.bundle(["sleep", "1000"])
+    cid = hv.id()
+    hv.run("run", "-d", "-b", b, cid, check=True)
+    r = hv.run("exec", cid, "no-such-program")
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert "no-such-program" in one_line_error(r)
+    r = hv.run("exec", cid, "/etc/passwd")
+    assert r.returncode == 126, (r.returncode, r.stderr)
+    r = hv.run("exec", cid, "sh", "-c", "exit 5")
+    assert r.returncode == 5, r.stderr
+    hv.run("delete", "--force", cid, check=True)
+
+
+def test_ps_table_and_json(hv):
+    b = hv.bundle(["sh", "-c", "sleep 1000 & exec sleep 999"])
+    cid = hv.id()
+    hv.run("run", "-d", "-b", b, cid, check=True)
+    wait_for(lambda: len(json.loads(hv.run("ps", "--format", "json", cid).stdout)) == 2,
+             what="two processes")
+    pids = json.loads(hv.run("ps", "--format", "json", cid, check=True).stdout)
+    # default: `ps -ef`'s table, only the container's processes
+    r = hv.run("ps", cid, check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], lines
+    assert sorted(int(l.split()[1]) for l in lines[1:]) == sorted(pids), lines
+    assert any("sleep 999" in l for l in lines[1:]) and any("sleep 1000" in l for l in lines[1:])
+    # ps options after the id, as runc
+    r = hv.run("ps", cid, "-o", "pid,comm", check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["PID", "COMMAND"], lines
+    assert sorted(int(l.split()[0]) for l in lines[1:]) == sorted(pids), lines
+    r = hv.run("ps", "--format", "json", cid, "-o", "pid")
+    assert r.returncode != 0 and "--format json" in one_line_error(r)
+    hv.run("delete", "--force", cid, check=True)
+
+
 def test_run_killed_by_signal_is_128_plus_n(hv):
     b = hv.bundle(["sleep", "100"])
     cid = hv.id()

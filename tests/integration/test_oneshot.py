@@ -24,6 +24,14 @@ def test_exit_status(hv):
     assert oneshot(hv, hv.rootfs, "sh", "-c", "exit 9").returncode == 9
 
 
+def test_exec_failure_statuses(hv):
+    r = oneshot(hv, hv.rootfs, "/no/such/program")
+    assert r.returncode == 127, (r.returncode, r.stderr)
+    assert "/no/such/program" in r.stderr
+    r = oneshot(hv, hv.rootfs, "/etc/passwd")
+    assert r.returncode == 126, (r.returncode, r.stderr)
+
+
 def test_default_command_is_sh(hv):
     r = oneshot(hv, "-i", hv.rootfs, input="echo from-stdin; exit 4\n")
     assert r.returncode == 4 and r.stdout == "from-stdin\n", r.stderr
