@@ -122,8 +122,11 @@ def children(pid):
 
 
 def sample(proc, pids_fn, mem_kib):
-    """Poll until proc exits; returns peak overhead and peak total RSS (KiB)."""
-    peak_over, peak_total = 0, 0
+    """Poll until proc exits; returns (peak overhead, peak total RSS, steady
+    overhead) in KiB.  Steady = median over the second half of the samples:
+    the peak includes transients such as the kernel image read into a heap
+    buffer while it is loaded."""
+    peak_over, peak_total, overs = 0, 0, []
     while proc.poll() is None:
         over = total = 0
         for pid in pids_fn():
@@ -131,9 +134,12 @@ def sample(proc, pids_fn, mem_kib):
             if r:
                 over += r[0]
                 total += r[1]
+        if total:
+            overs.append(over)
         peak_over, peak_total = max(peak_over, over), max(peak_total, total)
         time.sleep(0.02)
-    return peak_over, peak_total
+    steady = statistics.median(overs[len(overs) // 2:]) if overs else 0
+    return peak_over, peak_total, steady
 
 
 # ---------------------------------------------------------------- modes
@@ -160,10 +166,10 @@ def run_hvrun(a, work, engine, i):
             return []
         return [vmm[0]] + children(vmm[0])
 
-    over, total = sample(p, pids, a.mem * 1024)
+    over, total, steady = sample(p, pids, a.mem * 1024)
     err = p.stderr.read().decode(errors="replace")
     dt = time.monotonic() - t0
-    return p.returncode == 0, dt, over, total, err.strip()
+    return p.returncode == 0, dt, over, total, steady, err.strip()
 
 
 def run_qemu(a, work, i):
@@ -183,7 +189,7 @@ def run_qemu(a, work, i):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    over, total = sample(p, lambda: [p.pid], a.mem * 1024)
+    over, total, steady = sample(p, lambda: [p.pid], a.mem * 1024)
     err = p.stderr.read().decode(errors="replace")
     dt = time.monotonic() - t0
     # isa-debug-exit: status (v << 1) | 1, so `true` (0) exits 1
@@ -191,7 +197,7 @@ def run_qemu(a, work, i):
     ok = p.returncode in (0, 1)
     if not ok and not err.strip():
         err = "qemu exited %d" % p.returncode
-    return ok, dt, over, total, err.strip()
+    return ok, dt, over, total, steady, err.strip()
 
 
 def main():
@@ -241,28 +247,34 @@ def main():
                     r = run_qemu(a, work, rnd)
                 else:
                     r = run_hvrun(a, work, "hvrun" if m == "hvrun" else "qemu", rnd)
-                ok, dt, over, total, err = r
+                ok, dt, over, total, steady, err = r
                 res[m].append({"ok": ok, "seconds": dt, "overhead_kib": over,
-                               "rss_kib": total, "error": None if ok else err[-300:]})
+                               "steady_overhead_kib": steady, "rss_kib": total,
+                               "error": None if ok else err[-300:]})
                 print("round %d %-10s %s %7.3f s  VMM RSS %6.1f MiB, overhead beyond guest "
-                      "RAM %6.1f MiB%s" % (rnd, m, "ok  " if ok else "FAIL", dt, total / 1024,
-                                           over / 1024, "" if ok else "  (%s)" % err[-160:]),
+                      "RAM: peak %6.1f MiB, steady %6.1f MiB%s"
+                      % (rnd, m, "ok  " if ok else "FAIL", dt, total / 1024, over / 1024,
+                         steady / 1024, "" if ok else "  (%s)" % err.splitlines()[0][-160:]),
                       flush=True)
-        print("\nmode        runs  ok  median_s   min_s   max_s  overhead_MiB(median)")
+        print("\nmode        runs  ok  median_s   min_s   max_s  overhead_MiB peak/steady (median)")
         summary = {}
         for m in modes:
             good = [x for x in res[m] if x["ok"]]
             if not good:
-                print("%-10s %5d %3d  (all failed)" % (m, len(res[m]), 0))
+                steady = statistics.median(x["steady_overhead_kib"] for x in res[m]) / 1024
+                print("%-10s %5d %3d  (all failed; steady overhead while it ran %.1f MiB)"
+                      % (m, len(res[m]), 0, steady))
                 summary[m] = {"runs": len(res[m]), "ok": 0}
                 continue
             secs = [x["seconds"] for x in good]
             over = statistics.median(x["overhead_kib"] for x in good) / 1024
+            steady = statistics.median(x["steady_overhead_kib"] for x in good) / 1024
             summary[m] = {"runs": len(res[m]), "ok": len(good), "median_s": statistics.median(secs),
-                          "min_s": min(secs), "max_s": max(secs), "overhead_mib": over}
-            print("%-10s %5d %3d  %8.3f %7.3f %7.3f  %8.1f" % (m, len(res[m]), len(good),
-                                                               statistics.median(secs), min(secs),
-                                                               max(secs), over))
+                          "min_s": min(secs), "max_s": max(secs), "overhead_mib": over,
+                          "steady_overhead_mib": steady}
+            print("%-10s %5d %3d  %8.3f %7.3f %7.3f  %8.1f / %.1f"
+                  % (m, len(res[m]), len(good), statistics.median(secs), min(secs), max(secs),
+                     over, steady))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"rounds": a.rounds, "mem_mib": a.mem, "kernel": a.kernel,
