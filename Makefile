@@ -41,7 +41,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HEADERS := $(wildcard */*.h vm/*/*.h)
 
-.PHONY: all asan deps check unit integration demo clean
+.PHONY: all asan deps check unit integration demo clean prereqs
 all: $(BUILD)/hvrun
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
@@ -72,7 +72,8 @@ asan:
 DEB_PKGS := build-essential pkg-config libseccomp-dev libcap-dev libcgroup-dev \
   libarchive-dev linux-libc-dev libjansson-dev libssl-dev erofs-utils linux-source \
   busybox-static libcmocka-dev python3-pytest flex bison bc libelf-dev cpio \
-  crun runc qemu-system-x86 podman containerd umoci skopeo bubblewrap
+  crun runc qemu-system-x86 podman containerd umoci skopeo bubblewrap \
+  zstd chromium
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	  grep -q 'install ok installed' || echo $$p; done); \
@@ -83,15 +84,28 @@ deps:
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-integration: all asan
-	$(PYTHON) -m pytest -q tests/integration
+# Everything the integration tests and the demo use: both binaries, the
+# static guest init, the guest kernel (cached by content hash) and the
+# default image hvrun/busybox in the default store.
+prereqs: all asan guest-init kernel image
+
+# The whole suite runs against build/hvrun; the ASan+UBSan binary then runs
+# the lifecycle, one-shot, bad-input and VM-backend files again, where
+# memory errors in the runtime would show.
+ASAN_INTEGRATION := tests/integration/test_oci_cli.py tests/integration/test_oneshot.py \
+  tests/integration/test_bad_input.py tests/integration/test_vm_backend.py
+integration: prereqs
+	HVRUN=$(BUILD)/hvrun $(PYTHON) -m pytest -q -ra tests/integration
+	HVRUN=build/asan/hvrun $(PYTHON) -m pytest -q -ra $(ASAN_INTEGRATION)
 
 check: deps
-	$(MAKE) all asan
+	$(MAKE) prereqs
 	$(MAKE) unit
+	$(MAKE) BUILD=build/asan SAN=1 OPT=-O1 unit
 	$(MAKE) integration
 
-demo: deps all
+demo: deps
+	$(MAKE) all guest-init kernel image
 	./tests/demo.sh
 
 clean:
