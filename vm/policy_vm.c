@@ -137,11 +137,16 @@ static int find_kernel(const struct hv_oci_config *cfg, const char *bindir, char
                   bindir ? bindir : "?");
 }
 
-static int find_init(const char *bindir, char **out, hv_error_t *err) {
-  const char *given = getenv("HVRUN_INIT");
+static int find_init(const struct hv_oci_config *cfg, const char *bindir, char **out,
+                     hv_error_t *err) {
+  const char *given = hv_oci_annotation(cfg, VMB_ANN_INIT), *src = "annotation " VMB_ANN_INIT;
+  if (!given) {
+    given = getenv("HVRUN_INIT");
+    src = "HVRUN_INIT";
+  }
   if (given && *given) {
     if (!is_file(given))
-      return hv_error(err, errno ? errno : EINVAL, "HVRUN_INIT: guest init `%s`", given);
+      return hv_error(err, errno ? errno : EINVAL, "%s: guest init `%s`", src, given);
     *out = hv_xstrdup(given);
     return 0;
   }
@@ -154,8 +159,9 @@ static int find_init(const char *bindir, char **out, hv_error_t *err) {
       return 0;
     }
   }
-  return hv_error(err, ENOENT, "vm: no guest init found (looked for %s/hvrun-init): run `make "
-                               "guest-init`, or set HVRUN_INIT", bindir ? bindir : "?");
+  return hv_error(err, ENOENT,
+                  "vm: no guest init found (looked for %s/hvrun-init): run `make guest-init`, or "
+                  "set HVRUN_INIT or the annotation " VMB_ANN_INIT, bindir ? bindir : "?");
 }
 
 int vmb_kvm_check(const char *dev, hv_error_t *err) {
@@ -323,7 +329,7 @@ int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_err
   p->jail = !(nojail && !strcmp(nojail, "1"));
 
   cleanup_free char *bindir = exe_dir();
-  if (find_kernel(cfg, bindir, &p->kernel, err) < 0 || find_init(bindir, &p->init, err) < 0)
+  if (find_kernel(cfg, bindir, &p->kernel, err) < 0 || find_init(cfg, bindir, &p->init, err) < 0)
     return -1;
   const char *img = hv_oci_annotation(cfg, VMB_ANN_IMAGE);
   p->image_ref = img && *img ? hv_xstrdup(img) : NULL;

@@ -35,6 +35,7 @@
 
 #define VMB_ANN_KERNEL "org.hvrun.kernel"
 #define VMB_ANN_ENGINE "org.hvrun.engine"
+#define VMB_ANN_INIT "org.hvrun.init"
 #define VMB_ANN_IMAGE "org.hvrun.image"
 
 /* Default guest RAM when the config sets no memory limit. */

@@ -269,7 +269,8 @@ def test_podman_runs_a_vm(guest):
         t.add(rootfs, arcname=".")
     p("import", os.path.join(base, "rootfs.tar"), IMAGE)
     ann = ["--annotation", "org.hvrun.backend=vm", "--annotation", "org.hvrun.engine=qemu",
-           "--annotation", "org.hvrun.kernel=" + guest["kernel"]]
+           "--annotation", "org.hvrun.kernel=" + guest["kernel"],
+           "--annotation", "org.hvrun.init=" + guest["init"]]
     name = unique_id("pmvm")
     try:
         r = p("run", "--rm", "--name", name, "--network", "none", *ULIMITS, *ann, IMAGE,
