@@ -19,7 +19,17 @@
  * State pid = V.  State dir (<root>/<id>/) holds: config.json (as given),
  * exec.fifo, control.sock, initrd.cpio, root.erofs (only when built from a
  * directory), kernel.log (the guest's 8250 output) and jail/ (the empty
- * mount point of V's private tmpfs root). */
+ * mount point of V's private tmpfs root).
+ *
+ * Knobs (annotation first, then environment, then default):
+ *   org.hvrun.kernel / HVRUN_KERNEL   guest kernel (default: newest
+ *                                     build/kernel next to the hvrun binary)
+ *   org.hvrun.init / HVRUN_INIT       guest init (default: hvrun-init next to it)
+ *   org.hvrun.engine / HVRUN_ENGINE   hvrun (own VMM, default) or qemu
+ *   org.hvrun.image                   image ref: use the store's cached erofs disk
+ *   HVRUN_KVM_DEV                     KVM device to check and bind (default /dev/kvm)
+ *   HVRUN_VM_NOJAIL=1                 debugging only: no jail
+ *   HVRUN_VM_SECCOMP_LOG=1            debugging only: log seccomp violations */
 #ifndef HVRUN_VM_BACKEND_H
 #define HVRUN_VM_BACKEND_H
 #include "guest_proto.h"
