@@ -21,6 +21,7 @@
  * KVM capability tells it apart.  HVRUN_PVM=0/1 overrides the check (tests,
  * or a sandbox where /sys is not visible). */
 #include "vmm.h"
+#include <asm/kvm_para.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -68,6 +69,15 @@ const char *vm_pvm_kernel_args(void) {
 /* Leaf 0x80000001 ECX / EDX */
 #define FX1C_ABM BIT(5)
 #define FX1D_RDTSCP BIT(27)
+/* KVM paravirt features (leaf 0x40000001 EAX) that are hypercalls.  On PVM
+ * a ring-0 VMCALL/VMMCALL of a guest that is not PVM-aware never completes
+ * (measured: KVM_RUN spins on it), so a guest must not be offered them:
+ * with PV_SEND_IPI an SMP Linux hangs at its first IPI after bringing up
+ * CPU 1; the others would hang the same way on first use.  The MSR-based
+ * features (kvm-clock, steal time, PV EOI) work and stay. */
+#define KVM_PV_HYPERCALL_FEATURES                                                         \
+  (BIT(KVM_FEATURE_PV_UNHALT) | BIT(KVM_FEATURE_PV_SEND_IPI) |                            \
+   BIT(KVM_FEATURE_PV_SCHED_YIELD) | BIT(KVM_FEATURE_HC_MAP_GPA_RANGE))
 
 static struct kvm_cpuid2 *supported_cpuid(int kvm_fd, hv_error_t *err) {
   for (uint32_t n = 64; n <= 4096; n *= 2) {
@@ -160,6 +170,10 @@ static void filter_entry(struct kvm_cpuid_entry2 *e, const struct vm *vm, uint32
     e->ecx = (e->ecx & ~0xf0ffU) | ((n - 1) & 0xff) | (shift << 12);
     break;
   }
+  case 0x40000001:
+    if (pvm)
+      e->eax &= ~KVM_PV_HYPERCALL_FEATURES;
+    break;
   case 0x80000001:
     if (pvm) {
       e->ecx &= ~FX1C_ABM;
