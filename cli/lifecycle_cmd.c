@@ -2,6 +2,7 @@
  * create, start, run, state, kill, delete, list, ps, pause, resume, update,
  * events.  Argument parsing and output only; the work is the backend's. */
 #include "cli_internal.h"
+#include "../ns/ns.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#pragma weak hv_container_start_on_create
 
 
 /* ---------------- context ---------------- */
@@ -104,6 +107,10 @@ int cli_create_container(struct cli_ctx *c, const struct hv_backend *be,
     /* The id is someone else's: keep its lock file. */
     return -1;
   }
+  /* create + start back to back: the container backend may release the
+   * init without a second round trip (ns/ns.h). */
+  if (be == &hv_backend_container && hv_container_start_on_create)
+    hv_container_start_on_create(!create_only);
   if (be->create(&c->ctx, cfg, o, st, err) < 0) {
     be->destroy(&c->ctx, st, true, NULL);
     hv_state_remove(&c->store, o->id, NULL);

@@ -210,6 +210,10 @@ static int init_main(void *arg, int fd, pid_t host_pid) {
 
 /* ---------------- create ---------------- */
 
+static bool start_on_create;
+
+void hv_container_start_on_create(bool on) { start_on_create = on; }
+
 static char *default_cgroups_path(const char *id, bool systemd) {
   return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
 }
@@ -290,13 +294,20 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   }
   struct ns_spawn sp = {.cfg = cfg, .cg = cg, .child_main = init_main, .arg = &a};
   int spawned = ns_spawn(&sp, err);
+  /* create + start (run): the start byte is queued now, so the init goes
+   * on to exec as soon as it has said READY, while we save the state. */
+  bool preloaded = spawned == 0 && start_on_create && write(a.fifo, "0", 1) == 1;
   close(a.fifo); /* the init has its own copy; `start` must be its only peer */
   if (spawned < 0)
     goto fail;
   cleanup_close int fd = sp.sync_fd;
   st->pid = sp.pid;
-  /* Read while the init sets itself up. */
+  /* While the init sets itself up.  With a preloaded start, nothing may
+   * fail after READY (the workload is already running), so the pid file
+   * is written now. */
   st->pid_start = hv_proc_starttime(sp.pid);
+  if (preloaded && ns_write_pid_file(o->pid_file, st->pid, err) < 0)
+    goto fail;
   for (;;) {
     struct ns_msg m;
     if (ns_sync_recv(fd, &m, "container init", err) < 0)
@@ -315,9 +326,16 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
       ns_sync_send(fd, NS_MSG_ACK, 0, NULL);
     }
   }
+  st->status = HV_CREATED;
+  if (preloaded) {
+    /* The caller starts it right away and saves the "running" state. */
+    st->extra = st->extra ? st->extra : json_object();
+    json_object_set_new(st->extra, "started_on_create", json_true());
+    hv_cg_free(cg);
+    return 0;
+  }
   if (ns_write_pid_file(o->pid_file, st->pid, err) < 0)
     goto fail;
-  st->status = HV_CREATED;
   if (hv_state_save(ctx->store, st, err) < 0)
     goto fail;
   hv_cg_free(cg);
@@ -334,9 +352,17 @@ fail:
 
 int ns_container_start(struct hv_context *ctx, struct hv_oci_config *cfg, struct hv_state *st,
                            hv_error_t *err) {
+  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
+  json_t *preloaded = st->extra ? json_object_get(st->extra, "started_on_create") : NULL;
+  if (preloaded) {
+    /* create queued the start byte: the workload may even be done by now. */
+    json_object_del(st->extra, "started_on_create");
+    unlink(fifo);
+    st->status = HV_RUNNING;
+    goto started;
+  }
   if (!ns_pid_alive(st))
     return hv_error(err, 0, "cannot start container `%s`: it is stopped", st->id);
-  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
   cleanup_close int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT)
     return hv_error(err, 0, "cannot start container `%s`: it is already running", st->id);
@@ -346,7 +372,7 @@ int ns_container_start(struct hv_context *ctx, struct hv_oci_config *cfg, struct
     return hv_error(err, errno, "cannot start container `%s`: write `%s`", st->id, fifo);
   unlink(fifo);
   st->status = HV_RUNNING;
-
+started:;
   struct hv_oci_config *own = NULL;
   if (!cfg && ns_load_saved_config(ctx, st, &own, NULL) == 0)
     cfg = own;

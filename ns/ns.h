@@ -16,4 +16,12 @@ int hv_rlimits_apply(const struct hv_oci_rlimit *r, size_t n, hv_error_t *err);
 /* Send a pty master over a unix socket (SCM_RIGHTS). */
 int hv_console_send(const char *socket_path, int master_fd, hv_error_t *err);
 
+/* `run` and the one-shots call create and then start with nothing in
+ * between.  Saying so (before create) lets the container backend release
+ * the init as soon as it is set up instead of after a second round trip
+ * through exec.fifo: create pre-loads the fifo and skips the "created"
+ * state save, start only removes the fifo.  (A create option in
+ * hv_create_opts would be the proper home for this.) */
+void hv_container_start_on_create(bool on);
+
 #endif
