@@ -4,7 +4,12 @@
  * emulations, page faults, halts...).  The second set is what explains a
  * slow guest: most exits never reach user space.
  *
- * HVRUN_VM_PROFILE=1 adds a RIP-sampling profile (see vmm.h). */
+ * HVRUN_VM_PROFILE=1 adds a RIP-sampling profile (see vmm.h).  On PVM it
+ * sees little: KVM_RUN stays in the kernel while PVM emulates ring-0 code
+ * and ignores the kick signal until the next exit to user space, so the
+ * samples land on I/O and halts.  There, record the host's kvm_emulate_insn
+ * trace event instead (tracefs, event pid filter on the vCPU threads): it
+ * carries the guest RIP of every emulated instruction. */
 #include "vmm.h"
 #include <errno.h>
 #include <string.h>
@@ -133,10 +138,13 @@ static void *sampler_main(void *arg) {
   struct timespec ts = {0, 1000000};
   /* HVRUN_VM_PROFILE_DELAY=S: start sampling S seconds into the run, to
    * look at one phase of a boot. */
+  /* One sleep per second, not per millisecond: on a loaded host a 1 ms
+   * sleep takes several, and the delay would stretch without bound. */
   const char *d = getenv("HVRUN_VM_PROFILE_DELAY");
-  long delay_ms = d ? strtol(d, NULL, 10) * 1000 : 0;
-  for (; delay_ms > 0 && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST); delay_ms--)
-    nanosleep(&ts, NULL);
+  long delay_s = d ? strtol(d, NULL, 10) : 0;
+  struct timespec second = {1, 0};
+  for (; delay_s > 0 && !__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST); delay_s--)
+    nanosleep(&second, NULL);
   while (!__atomic_load_n(&vm->stopping, __ATOMIC_SEQ_CST)) {
     nanosleep(&ts, NULL);
     pthread_mutex_lock(&vm->lock);
