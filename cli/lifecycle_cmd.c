@@ -68,11 +68,22 @@ int cli_load(struct cli_ctx *c, const char *id, struct hv_state *st, const struc
 char *cli_now_rfc3339(void) {
   struct timespec t;
   clock_gettime(CLOCK_REALTIME, &t);
-  struct tm tm;
-  gmtime_r(&t.tv_sec, &tm);
-  char buf[64];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return hv_xasprintf("%s.%09ldZ", buf, t.tv_nsec);
+  /* Not gmtime_r/strftime: glibc loads /etc/localtime (tzset) on their
+   * first call even for UTC.  Civil date from days since the epoch
+   * (Howard Hinnant's well-known days-to-civil arithmetic). */
+  long long secs = (long long)t.tv_sec, days = secs / 86400, rem = secs % 86400;
+  if (rem < 0) {
+    rem += 86400;
+    days--;
+  }
+  long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+  long long doe = z - era * 146097;
+  long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  long long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+  long long y = yoe + era * 400 + (m <= 2);
+  return hv_xasprintf("%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%09ldZ", y, m, d, rem / 3600,
+                      rem / 60 % 60, rem % 60, t.tv_nsec);
 }
 
 static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};

@@ -8,7 +8,9 @@
  * to traverse --root), and nothing to find after pivot_root.  `start`
  * opens the fifo O_WRONLY|O_NONBLOCK (ENXIO if nobody waits on it any
  * more), writes one byte and removes the fifo: "fifo present + init alive"
- * is "created", "fifo gone + init alive" is "running".
+ * is "created", "fifo gone + init alive" is "running".  `run` and the
+ * one-shots (hv_container_start_on_create) make no fifo: their init goes
+ * on to exec as soon as it is set up.
  *
  * Everything create makes is recorded in the state before it is made
  * (cgroup path first, then the pid), so `delete --force` can undo a
@@ -118,7 +120,7 @@ struct init_args {
   struct hv_oci_config *cfg;
   const struct hv_create_opts *o;
   struct hv_state *st;
-  int fifo;                     /* exec.fifo, O_RDWR, inherited */
+  int fifo;                     /* exec.fifo, O_RDWR, inherited; -1: start at once */
 };
 
 /* The state a seccomp notify listener receives with the notify fd (OCI
@@ -139,7 +141,7 @@ static int init_main(void *arg, int fd, pid_t host_pid) {
   hv_error_t err = NULL;
   struct ns_msg m;
   int keep[] = {fd, a->fifo};
-  if (ns_close_fds(a->o->preserve_fds, keep, 2, &err) < 0)
+  if (ns_close_fds(a->o->preserve_fds, keep, a->fifo >= 0 ? 2 : 1, &err) < 0)
     ns_child_fail(fd, &err);
   /* Our pid as hvrun sees it (for the hooks' state). */
   a->st->pid = host_pid;
@@ -191,13 +193,15 @@ static int init_main(void *arg, int fd, pid_t host_pid) {
     _exit(1);
   close(fd);
 
-  char c;
-  ssize_t r;
-  while ((r = read(fifo, &c, 1)) < 0 && errno == EINTR)
-    ;
-  close(fifo);
-  if (r != 1)
-    _exit(1);
+  if (fifo >= 0) { /* wait for `start` */
+    char c;
+    ssize_t r;
+    while ((r = read(fifo, &c, 1)) < 0 && errno == EINTR)
+      ;
+    close(fifo);
+    if (r != 1)
+      _exit(1);
+  }
   a->st->status = HV_RUNNING;
   if (h->n_start_container &&
       hv_hooks_run(h->start_container, h->n_start_container, "startContainer", a->st, &err) < 0)
@@ -211,6 +215,13 @@ static int init_main(void *arg, int fd, pid_t host_pid) {
 /* ---------------- create ---------------- */
 
 static bool start_on_create;
+
+/* The container this process created, and its config, for a destroy by
+ * the same process (run, one-shot): the caller keeps cfg alive until then. */
+static struct {
+  char *id;
+  struct hv_oci_config *cfg;
+} created_here;
 
 void hv_container_start_on_create(bool on) { start_on_create = on; }
 
@@ -254,9 +265,8 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
    * sysctls, devices, seccomp) is checked before anything is made. */
   if (ns_validate_config(cfg, err) < 0)
     return -1;
+  /* hv_state_create made it. */
   cleanup_free char *dir = hv_state_dir(ctx->store, o->id);
-  if (hv_mkdir_p(dir, 0711, err) < 0)
-    return -1;
   cleanup_free char *fifo = hv_xasprintf("%s/" FIFO_NAME, dir);
   /* exec and delete (poststop hooks) need the config even if the bundle
    * changes or goes away, as runc keeps it in its state.  Runtime state:
@@ -269,7 +279,10 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     return hv_error(err, errno, "open `%s`", dir);
   if (hv_write_runtime_file(dirfd, SAVED_CONFIG, text, strlen(text), 0600, err) < 0)
     return -1;
-  if (mkfifoat(dirfd, FIFO_NAME, 0600) < 0 && errno != EEXIST) {
+  /* create + start (run, one-shots): nobody waits between the two, so the
+   * init is told to go on at once (-1: no fifo) and no fifo is made. */
+  bool run_now = start_on_create;
+  if (!run_now && mkfifoat(dirfd, FIFO_NAME, 0600) < 0 && errno != EEXIST) {
     unlinkat(dirfd, SAVED_CONFIG, 0);
     return hv_error(err, errno, "mkfifo `%s`", fifo);
   }
@@ -280,6 +293,8 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   cleanup_free char *defcg = default_cgroups_path(o->id, ctx->systemd_cgroup);
   const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
   struct hv_cgroup *cg = NULL;
+  /* Declared before the first `goto fail` so its cleanup never sees garbage. */
+  cleanup_close int fd = -1;
   if (hv_cg_create(cgpath, o->id, &cfg->linux.resources, ctx->systemd_cgroup, &cg, err) < 0) {
     undo_create(ctx, st, NULL);
     return cgroup_error(err, cgpath);
@@ -287,20 +302,22 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   free(st->cgroup_path);
   st->cgroup_path = hv_xstrdup(hv_cg_path(cg));
 
-  struct init_args a = {ctx, cfg, o, st, openat(dirfd, FIFO_NAME, O_RDWR | O_CLOEXEC)};
-  if (a.fifo < 0) {
+  struct init_args a = {ctx, cfg, o, st,
+                        run_now ? -1 : openat(dirfd, FIFO_NAME, O_RDWR | O_CLOEXEC)};
+  if (!run_now && a.fifo < 0) {
     hv_error(err, errno, "open `%s`", fifo);
     goto fail;
   }
   struct ns_spawn sp = {.cfg = cfg, .cg = cg, .child_main = init_main, .arg = &a};
   int spawned = ns_spawn(&sp, err);
-  /* create + start (run): the start byte is queued now, so the init goes
-   * on to exec as soon as it has said READY, while we save the state. */
-  bool preloaded = spawned == 0 && start_on_create && write(a.fifo, "0", 1) == 1;
-  close(a.fifo); /* the init has its own copy; `start` must be its only peer */
+  if (a.fifo >= 0)
+    close(a.fifo); /* the init has its own copy; `start` must be its only peer */
   if (spawned < 0)
     goto fail;
-  cleanup_close int fd = sp.sync_fd;
+  /* With run_now the init goes on to exec as soon as it has said READY,
+   * while we save the state. */
+  bool preloaded = run_now;
+  fd = sp.sync_fd;
   st->pid = sp.pid;
   /* While the init sets itself up.  With a preloaded start, nothing may
    * fail after READY (the workload is already running), so the pid file
@@ -327,6 +344,9 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     }
   }
   st->status = HV_CREATED;
+  free(created_here.id);
+  created_here.id = hv_xstrdup(st->id);
+  created_here.cfg = cfg;
   if (preloaded) {
     /* The caller starts it right away and saves the "running" state. */
     st->extra = st->extra ? st->extra : json_object();
@@ -352,15 +372,19 @@ fail:
 
 int ns_container_start(struct hv_context *ctx, struct hv_oci_config *cfg, struct hv_state *st,
                            hv_error_t *err) {
-  cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
+  cleanup_free char *fifo = NULL;
   json_t *preloaded = st->extra ? json_object_get(st->extra, "started_on_create") : NULL;
   if (preloaded) {
-    /* create queued the start byte: the workload may even be done by now. */
+    /* create told the init to go on: the workload may even be done by now. */
     json_object_del(st->extra, "started_on_create");
-    unlink(fifo);
+    if (!json_object_size(st->extra)) {
+      json_decref(st->extra);
+      st->extra = NULL;
+    }
     st->status = HV_RUNNING;
     goto started;
   }
+  fifo = state_file(ctx, st->id, FIFO_NAME);
   if (!ns_pid_alive(st))
     return hv_error(err, 0, "cannot start container `%s`: it is stopped", st->id);
   cleanup_close int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -501,9 +525,16 @@ int ns_container_kill(struct hv_context *ctx, struct hv_state *st, int sig, bool
 int ns_container_destroy(struct hv_context *ctx, struct hv_state *st, bool force,
                              hv_error_t *err) {
   (void)force; /* the CLI decides whether a live container may go */
+  /* `run` destroys what it created: its config is still in memory. */
   struct hv_oci_config *cfg = NULL;
-  if (ns_load_saved_config(ctx, st, &cfg, NULL) < 0)
-    cfg = NULL;
+  bool own_cfg = false;
+  if (created_here.cfg && created_here.id && st->id && strcmp(created_here.id, st->id) == 0)
+    cfg = created_here.cfg;
+  else
+    own_cfg = ns_load_saved_config(ctx, st, &cfg, NULL) == 0;
+  free(created_here.id);
+  created_here.id = NULL;
+  created_here.cfg = NULL;
   if (ns_pid_alive(st))
     kill(st->pid, SIGKILL);
   int rc = 0;
@@ -542,7 +573,7 @@ int ns_container_destroy(struct hv_context *ctx, struct hv_state *st, bool force
       hv_error_print(&e);
     }
   }
-  if (cfg)
+  if (own_cfg)
     hv_oci_free(cfg);
   cleanup_free char *fifo = state_file(ctx, st->id, FIFO_NAME);
   cleanup_free char *conf = state_file(ctx, st->id, SAVED_CONFIG);
