@@ -15,6 +15,7 @@
 #include <time.h>
 
 #pragma weak hv_container_start_on_create
+#pragma weak hv_container_validate
 
 
 /* ---------------- context ---------------- */
@@ -99,6 +100,10 @@ void cli_block_forwarded_signals(void) {
 int cli_create_container(struct cli_ctx *c, const struct hv_backend *be,
                          struct hv_oci_config *cfg, const struct hv_create_opts *o,
                          struct hv_state *st, bool create_only, hv_error_t *err) {
+  /* Bad input fails before the id is reserved or anything is made. */
+  if (be == &hv_backend_container && hv_container_validate &&
+      hv_container_validate(cfg, err) < 0)
+    return -1;
   cleanup_close int lock = -1;
   if (hv_state_lock(&c->store, o->id, &lock, err) < 0)
     return -1;

@@ -225,6 +225,15 @@ static struct {
 
 void hv_container_start_on_create(bool on) { start_on_create = on; }
 
+static const struct hv_oci_config *validated_cfg;
+
+int hv_container_validate(const struct hv_oci_config *cfg, hv_error_t *err) {
+  if (ns_validate_config(cfg, err) < 0)
+    return -1;
+  validated_cfg = cfg;
+  return 0;
+}
+
 static char *default_cgroups_path(const char *id, bool systemd) {
   return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
 }
@@ -262,8 +271,9 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     return hv_error(err, 0, "config.json: process.terminal is true but no --console-socket "
                             "was given");
   /* Everything the container backend alone interprets (mount options,
-   * sysctls, devices, seccomp) is checked before anything is made. */
-  if (ns_validate_config(cfg, err) < 0)
+   * sysctls, devices, seccomp) is checked before anything is made (the
+   * CLI already did, before it reserved the id). */
+  if (cfg != validated_cfg && ns_validate_config(cfg, err) < 0)
     return -1;
   /* hv_state_create made it. */
   cleanup_free char *dir = hv_state_dir(ctx->store, o->id);

@@ -24,4 +24,9 @@ int hv_console_send(const char *socket_path, int master_fd, hv_error_t *err);
  * hv_create_opts would be the proper home for this.) */
 void hv_container_start_on_create(bool on);
 
+/* What only this backend interprets (mount options, sysctls, devices,
+ * seccomp), checked before anything is made: the CLI calls it before it
+ * reserves the id (create also checks, for other callers). */
+int hv_container_validate(const struct hv_oci_config *cfg, hv_error_t *err);
+
 #endif

@@ -117,3 +117,32 @@ def test_bad_ids_and_flags(hv):
     one_line_error(hv.run("ps", "--format", "xml", hv.id()))
     one_line_error(hv.run("update", "--memory", "ten", hv.id()))
     one_line_error(hv.run("exec", hv.id()))
+
+
+def no_netns_sysctl(c):
+    c["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+
+
+def empty_mount_destination(c):
+    c["mounts"].append({"destination": "", "type": "tmpfs", "source": "tmpfs"})
+
+
+@pytest.mark.parametrize("edit,field", [(no_netns_sysctl, "linux.sysctl"),
+                                        (empty_mount_destination, "mounts[")])
+def test_backend_config_errors_before_anything_is_made(hv, edit, field):
+    # The id is taken: had it been reserved (and a cgroup made after it)
+    # before the backend's own checks, the error would be "already exists".
+    cid = hv.id()
+    hv.run("create", "--bundle", hv.bundle(["sleep", "100"]), cid, check=True)
+    err = one_line_error(hv.run("create", "--bundle", hv.bundle(["true"], edit=edit), cid))
+    assert field in err and "already exists" not in err, err
+    assert hv.state(cid)["status"] == "created"
+    hv.run("delete", "--force", cid, check=True)
+
+
+def test_cgroup_resource_error_names_the_field_once(hv):
+    b = hv.bundle(["true"], edit=lambda c: c["linux"].setdefault("resources", {}).update(
+        memory={"limit": 64 << 20, "swap": 32 << 20}))
+    err = create_fails(hv, b)
+    assert "linux.resources.memory" in err and "cgroupsPath" not in err, err

@@ -84,6 +84,36 @@ def test_kill9_create_at_random_points(hv, delay_ms):
     assert r.returncode == 0, r.stderr
 
 
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.parametrize("how", ["list", "delete"])
+def test_temp_dir_of_a_killed_create_is_swept(hv, how):
+    # hv_state_create builds "<root>/.new-<pid>-<n>" and renames it into
+    # place; a create killed in between leaves it.  `list` and `delete
+    # --force` of an id without state remove those of dead creators only.
+    cid = hv.id("sw")
+    hv.run("run", "-d", "-b", hv.bundle(["sleep", "100"]), cid, check=True)
+    dead = os.path.join(hv.root, ".new-%d-0" % dead_pid())
+    live = os.path.join(hv.root, ".new-%d-0" % os.getpid())
+    for d in (dead, live):
+        os.makedirs(d)
+        with open(os.path.join(d, "state.json"), "w") as f:
+            f.write("{}")
+    if how == "list":
+        r = hv.run("list", "-q", check=True)
+        assert r.stdout.split() == [cid]
+    else:
+        hv.run("delete", "--force", hv.id("never-made"), check=True)
+    assert not os.path.exists(dead) and os.path.isdir(live)
+    os.remove(os.path.join(live, "state.json"))
+    os.rmdir(live)
+    hv.run("delete", "--force", cid, check=True)
+
+
 def test_kill9_run_then_delete(hv):
     b = hv.bundle(["sleep", "1000"])
     cid = hv.id("k9run")

@@ -51,6 +51,72 @@ def test_exec_failure_statuses(hv):
     hv.run("delete", "--force", cid, check=True)
 
 
+class NotifyListener:
+    """A seccomp notify listener socket that records what each connection
+    sends (the state JSON with the notify fd) and closes the fd, so the
+    notified syscall then fails with ENOSYS instead of blocking."""
+
+    def __init__(self, path):
+        import threading
+        self.msgs = []
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(4)
+        self.srv.settimeout(60)
+        self.t = threading.Thread(target=self.serve, daemon=True)
+        self.t.start()
+
+    def serve(self):
+        try:
+            while True:
+                conn, _ = self.srv.accept()
+                with conn:
+                    conn.settimeout(60)
+                    msg, fds, _, _ = socket.recv_fds(conn, 65536, 1)
+                    for fd in fds:
+                        os.close(fd)
+                    self.msgs.append((json.loads(msg.decode()), len(fds)))
+        except OSError:
+            pass
+
+    def close(self):
+        self.srv.close()
+
+
+def notify_cfg(path):
+    def edit(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path, "listenerMetadata": "meta-1",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    return edit
+
+
+def test_seccomp_notify_listener_gets_state(hv, tmp_path):
+    sock = str(tmp_path / "listener.sock")
+    lst = NotifyListener(sock)
+    try:
+        b = hv.bundle(["sleep", "1000"], edit=notify_cfg(sock))
+        cid = hv.id()
+        hv.run("create", "-b", b, cid, check=True)
+        pid = hv.state(cid)["pid"]
+        hv.run("start", cid, check=True)
+        wait_for(lambda: len(lst.msgs) == 1, what="the init's notify fd")
+        st, nfds = lst.msgs[0]
+        assert nfds == 1
+        assert st["fds"] == ["seccompFd"] and st["metadata"] == "meta-1", st
+        assert st["pid"] == pid and st["state"]["id"] == cid and st["state"]["pid"] == pid, st
+        # exec: the listener hears about the exec'd process, in the same container
+        r = hv.run("exec", cid, "sh", "-c", "mkdir /tmp/n 2>/dev/null; echo done")
+        assert r.returncode == 0 and r.stdout == "done\n", r.stderr
+        wait_for(lambda: len(lst.msgs) == 2, what="the exec'd process's notify fd")
+        st, nfds = lst.msgs[1]
+        assert nfds == 1 and st["pid"] not in (0, pid), st
+        assert st["state"]["id"] == cid and st["state"]["pid"] == pid, st
+        hv.run("delete", "--force", cid, check=True)
+    finally:
+        lst.close()
+
+
 def test_ps_table_and_json(hv):
     b = hv.bundle(["sh", "-c", "sleep 1000 & exec sleep 999"])
     cid = hv.id()
