@@ -282,8 +282,10 @@ static pid_t clone_child(unsigned long flags, struct cg_entry *e, bool *into_v2)
       *into_v2 = true;
       return pid;
     }
-    if (errno != ENOSYS && errno != EINVAL && errno != E2BIG)
-      return -1;
+    /* Old kernel, or the cgroup refuses the process (EBUSY ...): the
+     * plain way, where the cgroup layer reports what is wrong. */
+    cg_entry_close(e);
+    e->usable = false;
   }
   if (flags == 0)
     return fork();

@@ -6,10 +6,12 @@
  *
  *   hvrun (P) --clone(CLONE_NEW*)--> init (I)
  *
- * P moves I into the container's cgroup and writes the uid/gid maps of a
- * new user namespace before I does anything, then releases I with ONE
- * message (NS_MSG_GO, carrying I's pid as P sees it).  A cgroup namespace
- * is unshared by I after that, so it is rooted at the container's cgroup.
+ * I's first act is to join the container's cgroup (through `tasks` files
+ * P opened for it, or clone3(CLONE_INTO_CGROUP) for cgroup2: see clone.c
+ * for why not P writing cgroup.procs); P writes the uid/gid maps of a new
+ * user namespace, then releases I with ONE message (NS_MSG_GO, carrying
+ * I's pid as P sees it).  A cgroup namespace is unshared by I after that,
+ * so it is rooted at the container's cgroup.
  *
  * When a namespace is joined by path, for `exec` (joins the namespaces of
  * the container's init) and for a time namespace (its offsets must be
@@ -17,7 +19,8 @@
  *
  *   hvrun (P) --fork--> stage (S) --fork--> init / exec'd process (I)
  *
- * P puts S into the container's cgroup before S does anything.  S joins
+ * S joins the container's cgroup before it does anything else (as I
+ * above; P does it for S when that is not possible).  S joins
  * the namespaces given by path (user first, mount last), unshares the new
  * ones (P writes the uid/gid maps of a new user namespace), writes the
  * time namespace offsets, forks I (the first process of the new pid and
