@@ -4,7 +4,7 @@
  * accepts the pty master the container sends, puts our terminal in raw
  * mode, copies its size, and relays stdin -> master and master -> stdout
  * until the pty hangs up.  SIGWINCH reaches us through the wait loop
- * (ns_wait_forwarding), which calls hv_cli_console_winch. */
+ * (ns_wait_forwarding), which calls it through hv_console_winch_hook. */
 #include "cli_internal.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +67,7 @@ static void copy_winsize(int master) {
     ioctl(master, TIOCSWINSZ, &ws);
 }
 
-bool hv_cli_console_winch(void) {
+static bool console_winch(void) {
   if (!active || active->master < 0)
     return false;
   copy_winsize(active->master);
@@ -157,6 +157,7 @@ static void *relay(void *arg) {
 int cli_console_attach(struct cli_console *c, bool forward_stdin, hv_error_t *err) {
   c->forward_stdin = forward_stdin;
   active = c;
+  hv_console_winch_hook = console_winch;
   /* The relay thread must not take the signals the wait loop forwards. */
   sigset_t all, old;
   sigfillset(&all);
@@ -186,8 +187,10 @@ void cli_console_finish(struct cli_console *c) {
   if (c->raw)
     tcsetattr(STDIN_FILENO, TCSANOW, &c->saved);
   c->raw = false;
-  if (active == c)
+  if (active == c) {
     active = NULL;
+    hv_console_winch_hook = NULL;
+  }
   if (c->master >= 0)
     close(c->master);
   if (c->listen_fd >= 0)

@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#pragma weak hv_cli_console_winch
 
 #define FIFO_NAME "exec.fifo"
 #define SAVED_CONFIG "config.json"
@@ -470,7 +469,7 @@ int ns_wait_forwarding(pid_t pid, int *exit_status, hv_error_t *err) {
     int sig = (int)si.ssi_signo;
     if (sig == SIGCHLD)
       continue;
-    if (sig == SIGWINCH && hv_cli_console_winch && hv_cli_console_winch())
+    if (sig == SIGWINCH && hv_console_winch_hook && hv_console_winch_hook())
       continue;
     /* A container's pid 1 ignores signals it has no handler for, so a
      * second Ctrl-C (SIGINT) means "stop it anyway". */

@@ -125,8 +125,5 @@ int ns_container_stats(struct hv_context *ctx, struct hv_state *st, json_t **out
                        hv_error_t *err);
 bool ns_container_is_paused(struct hv_context *ctx, struct hv_state *st);
 
-/* CLI hook: when a tty relay is active, SIGWINCH resizes its pty instead of
- * being forwarded.  Defined (weak-referenced) in cli/console.c. */
-bool hv_cli_console_winch(void);
 
 #endif

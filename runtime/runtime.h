@@ -94,6 +94,10 @@ int hv_read_file(const char *path, char **out, size_t *len, hv_error_t *err);
 int hv_mkdir_p(const char *path, mode_t mode, hv_error_t *err);
 size_t hv_strv_len(char **v);
 void hv_strv_free(char **v);
+/* Set by the CLI while it holds a workload's terminal: backends forwarding
+ * signals call it on SIGWINCH (it resizes the pty and returns true) instead
+ * of calling into cli/, which the library must not depend on. */
+extern bool (*hv_console_winch_hook)(void);
 /* Signal name ("KILL", "SIGKILL", "9") -> number, or -1. */
 int hv_signal_parse(const char *s);
 const char *hv_signal_name(int sig);

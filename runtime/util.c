@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+bool (*hv_console_winch_hook)(void);
+
 void hv_cleanup_freep(void *p) { free(*(void **)p); }
 void hv_cleanup_closep(int *fd) {
   if (*fd >= 0) {

@@ -23,15 +23,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#pragma weak hv_image_store_open
-#pragma weak hv_image_store_close
-#pragma weak hv_image_store_dir
-#pragma weak hv_image_lookup
-#pragma weak hv_image_erofs
-#pragma weak hv_image_free
-#pragma weak hv_cli_console_winch
-bool hv_cli_console_winch(void); /* cli/console.c */
-
 static const char *const state_files[] = {VMB_FIFO, VMB_SOCK, VMB_INITRD, VMB_DISK,
                                           VMB_KLOG, VMB_CONFIG, NULL};
 
@@ -96,19 +87,17 @@ static void remove_files(struct hv_context *ctx, const char *id) {
 
 static int root_disk(struct hv_context *ctx, const struct hv_oci_config *cfg,
                      const struct vmb_plan *p, const char *id, char **out, hv_error_t *err) {
-  if (p->image_ref && hv_image_store_open && hv_image_lookup && hv_image_erofs) {
+  if (p->image_ref) {
     struct hv_image_store *s = NULL;
     struct hv_image *img = NULL;
-    const char *dir = hv_image_store_dir ? hv_image_store_dir(NULL) : HV_DEFAULT_STORE;
+    const char *dir = hv_image_store_dir(NULL);
     int rc = hv_image_store_open(dir, &s, err);
     if (rc == 0)
       rc = hv_image_lookup(s, p->image_ref, &img, err);
     if (rc == 0)
       rc = hv_image_erofs(s, img, out, err);
-    if (img && hv_image_free)
-      hv_image_free(img);
-    if (s && hv_image_store_close)
-      hv_image_store_close(s);
+    hv_image_free(img);
+    hv_image_store_close(s);
     return rc < 0 ? hv_error_wrap(err, "annotation " VMB_ANN_IMAGE " `%s`", p->image_ref) : 0;
   }
   if (!cfg->root.path)
@@ -333,7 +322,7 @@ static int vm_wait(struct hv_context *ctx, struct hv_state *st, int *exit_status
     int sig = (int)si.ssi_signo;
     if (sig == SIGCHLD)
       continue;
-    if (sig == SIGWINCH && hv_cli_console_winch && hv_cli_console_winch())
+    if (sig == SIGWINCH && hv_console_winch_hook && hv_console_winch_hook())
       continue;
     hv_error_t e = NULL;
     if (send_signal(ctx, st, sig, &e) < 0) {

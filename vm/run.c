@@ -6,19 +6,10 @@
 #include <string.h>
 #include <time.h>
 
-/* The virtio devices live in virtio_*.c; until they are linked in, a VM
- * that asks for them fails with a clear message instead of a link error. */
-#pragma weak virtio_blk_create
-#pragma weak virtio_console_create
-
 static int add_devices(struct vm *vm, const struct hv_vm_config *c, hv_error_t *err) {
   if (vm_serial_create(vm, c->kernel_log_fd, err) < 0 || vm_i8042_create(vm, err) < 0 ||
       vm_hypercall_create(vm, err) < 0)
     return -1;
-  bool wants_virtio = c->root_disk || c->scratch_disk || c->console_in >= 0 ||
-                      c->console_out >= 0 || c->control_fd >= 0;
-  if (wants_virtio && (!virtio_blk_create || !virtio_console_create))
-    return hv_error(err, 0, "this hvrun was built without the virtio devices");
   /* Order fixes the guest's device names: vda root, vdb scratch, hvc0
    * console, hvc1 control channel. */
   if (c->root_disk && virtio_blk_create(vm, c->root_disk, true, err) < 0)
