@@ -1,8 +1,10 @@
 /* clone.c: get a process into the container's namespaces and cgroup.
- * See lifecycle.h for the P -> S -> I layout and why it exists: the pid
- * and time namespaces only apply to children of the process that
- * unshares/joins them, and a new user namespace needs its maps written by
- * a process outside it. */
+ * See lifecycle.h for the two layouts: P -> I with one clone(CLONE_NEW*)
+ * when every namespace is new, and P -> S -> I when some are joined (the
+ * pid and time namespaces only apply to children of the process that
+ * joins/unshares them).  A new user namespace needs its maps written by a
+ * process outside it (P), and the child joins the cgroup itself (see
+ * "joining the cgroup" below for why). */
 #include "lifecycle.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -302,9 +304,9 @@ static int cg_entry_finish(struct hv_cgroup *cg, struct cg_entry *e, bool into_v
   return self ? 0 : hv_cg_enter(cg, pid, err);
 }
 
-/* Runs in I, in its namespaces: wait until P has put us into the cgroup
- * (and written our uid/gid maps) and learn our pid as P sees it, then run
- * the caller's code.  Never returns. */
+/* Runs in I, in its namespaces: join the cgroup (or find that P or
+ * clone3 did), wait until P has written our uid/gid maps and learn our pid
+ * as P sees it, then run the caller's code.  Never returns. */
 __attribute__((noreturn)) static void child_start(struct ns_spawn *s, int fd, bool new_user,
                                                   int unshare_later, struct cg_entry *e) {
   hv_error_t err = NULL;
