@@ -8,7 +8,8 @@ KERNEL_WORK ?= $(BUILD)/kernel/work
 
 .PHONY: kernel
 kernel:
-	@out=$$(vm/kernel/build.sh "$(HVRUN_KERNEL_CACHE)" "$(KERNEL_WORK)" | tail -1) && \
+	@out=$$(vm/kernel/build.sh "$(HVRUN_KERNEL_CACHE)" "$(KERNEL_WORK)") && \
+	  test -f "$$out/vmlinux" && \
 	  mkdir -p $(BUILD)/kernel && \
 	  ln -sfn "$$(realpath "$$out")/vmlinux" $(BUILD)/kernel/vmlinux && \
 	  ln -sfn "$$(realpath "$$out")/bzImage" $(BUILD)/kernel/bzImage && \
