@@ -43,6 +43,11 @@ int hv_vm_run(const struct hv_vm_config *c, int *exit_status, hv_error_t *err) {
     vm_cmdline_append(&vm, "%s", c->cmdline ? c->cmdline : "");
     if (vm_host_is_pvm())
       vm_cmdline_append(&vm, "%s", vm_pvm_kernel_args());
+    /* Debugging aid: extra guest kernel arguments, last so they win (e.g.
+     * "loglevel=7 printk.time=1 initcall_debug" for a boot timeline). */
+    const char *extra = getenv("HVRUN_VM_CMDLINE_APPEND");
+    if (extra && *extra)
+      vm_cmdline_append(&vm, "%s", extra);
     rc = add_devices(&vm, c, err);
   }
   if (rc == 0)
