@@ -401,7 +401,8 @@ static char *own_cgroup_path(const char *cgfile, const char *fstype, const char 
 /* Mount or bind one cgroup hierarchy `name` in the tmpfs at dest. */
 static int mount_one_hierarchy(int tmpfs_fd, const char *dest, const char *name,
                                const char *fstype, const char *host_src, const char *ctrl_opts,
-                               bool cgroupns, unsigned long flags, hv_error_t *err) {
+                               bool cgroupns, unsigned long flags, bool defer_flags,
+                               hv_error_t *err) {
   if (mkdirat(tmpfs_fd, name, 0755) < 0 && errno != EEXIST)
     return hv_error(err, errno, "mount `%s`: mkdir `%s`", dest, name);
   int fd = openat(tmpfs_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -420,6 +421,8 @@ static int mount_one_hierarchy(int tmpfs_fd, const char *dest, const char *name,
   }
   if (mount(host_src, p, NULL, MS_BIND | MS_REC, NULL) < 0)
     return hv_error(err, errno, "mount `%s/%s`: bind `%s`", dest, name, host_src);
+  if (defer_flags)
+    return 0; /* the caller sets them on the whole tree at once */
   cleanup_close int mfd = openat(tmpfs_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (mfd < 0)
     return hv_error(err, errno, "mount `%s`: reopen `%s`", dest, name);
@@ -486,6 +489,8 @@ static int mount_cgroup(int rootfd, const char *dest, const struct ns_mount_flag
   cleanup_close int tfd = ns_open_in_root(rootfd, dest, O_PATH | O_DIRECTORY);
   if (tfd < 0)
     return hv_error(err, -tfd, "mount `%s`: reopen", dest);
+  cleanup_strv char **binds = NULL; /* hierarchies bound from the host */
+  size_t n_binds = 0;
   for (char *l = mountinfo; l && *l;) {
     char *nl = strchr(l, '\n');
     if (nl)
@@ -516,8 +521,17 @@ static int mount_cgroup(int rootfd, const char *dest, const struct ns_mount_flag
           free(ctrls);
           ctrls = n;
         }
-        if (mount_one_hierarchy(tfd, dest, name, fstype, src, ctrls, cgroupns, mflags, err) < 0)
+        if (mount_one_hierarchy(tfd, dest, name, fstype, src, ctrls, cgroupns, mflags, true,
+                                err) < 0)
           return -1;
+        if (!cgroupns) {
+          char **nv = realloc(binds, (n_binds + 2) * sizeof *binds);
+          if (!nv)
+            abort();
+          binds = nv;
+          binds[n_binds++] = hv_xstrdup(name);
+          binds[n_binds] = NULL;
+        }
         /* co-mounted controllers (cpu,cpuacct) get per-controller links */
         if (strchr(name, ',')) {
           cleanup_free char *nd = hv_xstrdup(name);
@@ -532,10 +546,36 @@ static int mount_cgroup(int rootfd, const char *dest, const struct ns_mount_flag
       *nl = '\n';
     l = nl ? nl + 1 : NULL;
   }
-  if (mflags & MS_RDONLY) {
-    cleanup_close int rfd = reopen_dest(rootfd, dest, err);
-    if (rfd < 0)
+  /* ro/nosuid/nodev/noexec on the tmpfs and every bind under it with one
+   * recursive mount_setattr (two remounts per hierarchy otherwise). */
+  unsigned long want = mflags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  if (!want)
+    return 0;
+  cleanup_close int rfd = reopen_dest(rootfd, dest, err);
+  if (rfd < 0)
+    return -1;
+  struct mount_attr a;
+  memset(&a, 0, sizeof a);
+  a.attr_set = ((want & MS_RDONLY) ? MOUNT_ATTR_RDONLY : 0) |
+               ((want & MS_NOSUID) ? MOUNT_ATTR_NOSUID : 0) |
+               ((want & MS_NODEV) ? MOUNT_ATTR_NODEV : 0) |
+               ((want & MS_NOEXEC) ? MOUNT_ATTR_NOEXEC : 0);
+  if (mount_setattr(rfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) == 0)
+    return 0;
+  if (errno != ENOSYS && errno != EINVAL)
+    return hv_error(err, errno, "mount `%s`: set %s", dest,
+                    (want & MS_RDONLY) ? "read-only" : "mount flags");
+  /* Kernel without mount_setattr: one bind remount per hierarchy. */
+  for (size_t i = 0; i < n_binds; i++) {
+    cleanup_close int mfd =
+        openat(tfd, binds[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (mfd < 0)
+      return hv_error(err, errno, "mount `%s`: reopen `%s`", dest, binds[i]);
+    ns_fd_path(mfd, p);
+    if (ns_bind_remount(p, mflags, err) < 0)
       return -1;
+  }
+  if (mflags & MS_RDONLY) {
     ns_fd_path(rfd, p);
     if (mount(NULL, p, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               "mode=755") < 0)

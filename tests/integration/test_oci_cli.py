@@ -266,6 +266,20 @@ def test_update_and_events(hv):
     hv.run("delete", "-f", cid, check=True)
 
 
+def test_cgroup_mount_is_own_and_read_only(hv):
+    # runc spec mounts cgroup "ro": the tmpfs and every hierarchy under it
+    b = hv.bundle(["sh", "-c",
+                   "for d in /sys/fs/cgroup /sys/fs/cgroup/*; do "
+                   "  grep -q \" $d ro,\" /proc/self/mountinfo || echo RW $d; done; "
+                   "echo 1 > /sys/fs/cgroup/pids/pids.max 2>/dev/null && echo WROTE; "
+                   "mkdir /sys/fs/cgroup/pids/x 2>/dev/null && echo MADE; "
+                   "cat /sys/fs/cgroup/pids/tasks | wc -l"])
+    r = hv.run("run", "-b", b, hv.id(), check=True)
+    lines = r.stdout.split()
+    assert "RW" not in lines and "WROTE" not in lines and "MADE" not in lines, r.stdout
+    assert lines[-1] in ("2", "3"), r.stdout  # sh (+ cat, wc): the container's own cgroup
+
+
 def recv_fd(sock):
     fds = array.array("i")
     msg, anc, _, _ = sock.recvmsg(1024, socket.CMSG_SPACE(fds.itemsize))
