@@ -2,7 +2,7 @@
  *
  * Order (as runc): propagation of "/" -> bind the rootfs onto itself ->
  * mounts -> devices -> pivot_root (or MS_MOVE + chroot) -> rootfsPropagation
- * on the new "/" -> hostname -> sysctl -> readonly paths -> masked paths ->
+ * on the new "/" -> hostname -> `lo` up (new network ns) -> sysctl -> readonly paths -> masked paths ->
  * root.readonly.  Sysctls go before readonlyPaths because /proc/sys is
  * usually one of them. */
 #include "sandbox.h"
@@ -209,7 +209,8 @@ int ns_setup_rootfs(const struct hv_oci_config *cfg, bool no_pivot, hv_error_t *
       mount(NULL, "/", NULL, prop, NULL) < 0)
     return hv_error(err, errno, "linux.rootfsPropagation: set `%s` on the container root",
                     cfg->linux.rootfs_propagation);
-  if (ns_apply_hostname(cfg, err) < 0 || ns_apply_sysctl(cfg, err) < 0)
+  if (ns_apply_hostname(cfg, err) < 0 || ns_setup_loopback(cfg, err) < 0 ||
+      ns_apply_sysctl(cfg, err) < 0)
     return -1;
   if (ns_readonly_paths(cfg->linux.readonly_paths, err) < 0 ||
       ns_mask_paths(cfg->linux.masked_paths, err) < 0)

@@ -63,6 +63,11 @@ int ns_apply_hostname(const struct hv_oci_config *cfg, hv_error_t *err);
 int ns_mask_paths(char *const *paths, hv_error_t *err);
 int ns_readonly_paths(char *const *paths, hv_error_t *err);
 
+/* ---- network (network.c) ---- */
+/* In the container's init, when the config creates a network namespace
+ * (one without a path): bring `lo` up, as runc/crun do. */
+int ns_setup_loopback(const struct hv_oci_config *cfg, hv_error_t *err);
+
 /* ---- fds (fds.c) ---- */
 /* ns_close_fds' fallback when close_range is missing: walk /proc/self/fd. */
 int ns_close_fds_by_proc(int first, const int *keep, size_t n_keep, hv_error_t *err);

@@ -397,6 +397,41 @@ def test_user_namespace_maps(hv, public_rootfs):
     assert (uid, cid0, host0, size) == ("0", "0", "200000", "65536")
 
 
+def test_loopback_up_in_user_namespace_container(hv, public_rootfs):
+    # With a user namespace the init still owns its new network namespace
+    # (CAP_NET_ADMIN there), so `lo` comes up as well.
+    def userns(cfg):
+        cfg["root"]["path"] = public_rootfs
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys/fs/cgroup"]
+    script = ("mkdir -p /dev/shm/www && echo lo-ok > /dev/shm/www/index.html && "
+              "httpd -p 127.0.0.1:8080 -h /dev/shm/www && wget -qO- http://127.0.0.1:8080/")
+    b = hv.bundle(["sh", "-c", script], edit=userns)
+    r = hv.run("run", "-b", b, hv.id())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "lo-ok\n"
+
+
+def test_joined_network_namespace_is_left_alone(hv):
+    # linux.namespaces[].path: the namespace belongs to someone else;
+    # hvrun does not touch its interfaces (here: `lo` stays down).
+    name = "hvrun-" + hv.id("netns")
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        def join(cfg):
+            for n in cfg["linux"]["namespaces"]:
+                if n["type"] == "network":
+                    n["path"] = "/var/run/netns/" + name
+        b = hv.bundle(["cat", "/sys/class/net/lo/flags"], edit=join)
+        r = hv.run("run", "-b", b, hv.id())
+        assert r.returncode == 0, r.stderr
+        assert not int(r.stdout, 16) & 0x1, "lo was brought up: " + r.stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=True)
+
+
 def test_time_namespace_offsets(hv):
     def timens(cfg):
         cfg["linux"]["namespaces"].append({"type": "time"})

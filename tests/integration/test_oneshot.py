@@ -89,6 +89,21 @@ def test_network_none_by_default(hv):
     assert int(r.stdout.strip()) == host_ifaces
 
 
+LOOPBACK_HTTP = ("mkdir -p /dev/shm/www && echo over-lo > /dev/shm/www/index.html && "
+                 "httpd -p 127.0.0.1:8080 -h /dev/shm/www && wget -qO- http://127.0.0.1:8080/")
+
+
+def test_loopback_is_up_in_the_new_network_namespace(hv):
+    # A new network namespace's `lo` starts DOWN; like runc/crun, the init
+    # brings it up, so TCP over 127.0.0.1 works (httpd binds before it
+    # goes to the background, so wget needs no retry).
+    r = oneshot(hv, hv.rootfs, "sh", "-c", LOOPBACK_HTTP + "; cat /sys/class/net/lo/flags")
+    assert r.returncode == 0, r.stderr
+    body, flags = r.stdout.split()
+    assert body == "over-lo"
+    assert int(flags, 16) & 0x1, "lo is not IFF_UP: " + flags
+
+
 def test_tty(hv):
     cmd = " ".join(hv.cmd("container", "-t", hv.rootfs, "sh", "-c", "'tty; echo T-OK'"))
     r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
