@@ -14,6 +14,8 @@ set -eu
 cache=${1:?usage: build.sh CACHE_DIR WORK_DIR}
 work=${2:?usage: build.sh CACHE_DIR WORK_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$cache"
+cache=$(cd "$cache" && pwd)
 tarball=/usr/src/linux-source-6.1.tar.xz
 fragment=$here/config-fragment
 jobs=${HVRUN_KERNEL_JOBS:-2}
