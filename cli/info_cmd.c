@@ -13,7 +13,8 @@ void cli_usage(FILE *out) {
   fputs(
       "usage: hvrun [global flags] COMMAND [flags] [args]\n"
       "\n"
-      "Global flags: --root DIR (default /run/hvrun), --log FILE, --log-format text|json,\n"
+      "Global flags: --root DIR (default /run/hvrun), --store DIR (image store; default\n"
+      "  $HVRUN_STORE, else /var/lib/hvrun), --log FILE, --log-format text|json,\n"
       "  --systemd-cgroup, --debug, --backend container|vm, --version, --help\n"
       "\n"
       "OCI runtime commands (as runc):\n"

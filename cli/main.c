@@ -1,12 +1,17 @@
 /* main.c: global flags and dispatch.
  *
- *   hvrun [--root DIR] [--log FILE] [--log-format text|json] [--systemd-cgroup]
- *         [--debug] [--backend container|vm] COMMAND ...
+ *   hvrun [--root DIR] [--store DIR] [--log FILE] [--log-format text|json]
+ *         [--systemd-cgroup] [--debug] [--backend container|vm] COMMAND ...
+ *
+ * --store sets HVRUN_STORE, so every command that reads the image store
+ * (image, the one-shots, the VM backend's cached image disks, bench)
+ * and every process hvrun starts agree on it.
  *
  * Commands that put code into a container (create, run, exec and the
  * one-shots) first re-exec hvrun from a sealed memfd copy (CVE-2019-5736,
  * see ns/selfexe.c). */
 #include "cli_internal.h"
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,13 +44,33 @@ static int unavailable(const char *what) {
   return hv_error_print(&err);
 }
 
+/* --store DIR -> HVRUN_STORE (absolute: the VMM and other helpers may run
+ * with another working directory).  The directory need not exist yet:
+ * `image import` creates it. */
+static int set_store(const char *dir, hv_error_t *err) {
+  if (!*dir)
+    return hv_error(err, 0, "--store: empty directory name");
+  cleanup_free char *abs = NULL;
+  if (dir[0] != '/') {
+    cleanup_free char *cwd = getcwd(NULL, 0);
+    if (!cwd)
+      return hv_error(err, errno, "--store `%s`: current directory", dir);
+    abs = hv_xasprintf("%s/%s", cwd, dir);
+  }
+  if (setenv("HVRUN_STORE", abs ? abs : dir, 1) < 0)
+    return hv_error(err, errno, "--store `%s`", dir);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   static struct hv_cli_globals g = {.root = "/run/hvrun", .log_format = "text"};
   hv_error_t err = NULL;
   bool version = false, help = false;
   const char *rootless_unused = NULL;
   const char *criu_unused = NULL;
+  const char *store = NULL;
   struct cli_opt opts[] = {{"root", 0, CLI_STR, &g.root},
+                           {"store", 0, CLI_STR, &store},
                            {"log", 0, CLI_STR, &g.log},
                            {"log-format", 0, CLI_STR, &g.log_format},
                            {"systemd-cgroup", 0, CLI_FLAG, &g.systemd_cgroup},
@@ -79,6 +104,8 @@ int main(int argc, char **argv) {
     hv_error(&err, 0, "--backend: \"%s\" is not container or vm", g.backend);
     return hv_error_print(&err);
   }
+  if (store && set_store(store, &err) < 0)
+    return hv_error_print(&err);
   if (g.systemd_cgroup && access("/run/systemd/system", F_OK) != 0) {
     hv_error(&err, 0, "--systemd-cgroup: systemd is not running on this host "
                       "(/run/systemd/system is missing); use cgroupfs");

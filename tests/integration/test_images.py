@@ -5,7 +5,8 @@ with images/mkbusybox.py, with podman (isolated --root/--runroot) and skopeo
 from a busybox rootfs tarball, or crafted tar by tar with Python's tarfile
 (adversarial layers).  No network.
 
-HVRUN_BIN selects the binary (default build/hvrun).
+HVRUN_BIN (or HVRUN, as the other files) selects the binary (default
+build/hvrun).
 """
 import gzip
 import hashlib
@@ -21,7 +22,8 @@ import uuid
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HVRUN = os.environ.get("HVRUN_BIN", os.path.join(ROOT, "build", "hvrun"))
+HVRUN = os.path.abspath(os.environ.get("HVRUN_BIN") or os.environ.get("HVRUN") or
+                        os.path.join(ROOT, "build", "hvrun"))
 MKBUSYBOX = os.path.join(ROOT, "images", "mkbusybox.py")
 BUSYBOX = "/usr/bin/busybox"
 MT_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -211,6 +213,37 @@ def test_env_store(work):
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("hvrun/busybox:latest sha256:")
     assert os.path.exists(os.path.join(s, "refs.json"))
+
+
+def test_global_store_flag(work):
+    """`hvrun --store DIR` (before the command) sets the store for image
+    and one-shot commands alike, wins over $HVRUN_STORE, and a relative
+    DIR is taken from the current directory."""
+    layout = os.path.join(work, "bb")
+    subprocess.run(["python3", MKBUSYBOX, layout], check=True, capture_output=True)
+    other = os.path.join(work, "other-store")
+    env = dict(os.environ, HVRUN_STORE=other)
+    run = lambda *a, **kw: subprocess.run([HVRUN, *a], capture_output=True, text=True, env=env,
+                                          cwd=work, timeout=120, **kw)
+    p = run("--store", "flagstore", "image", "import", layout)
+    assert p.returncode == 0, p.stderr
+    s = os.path.join(work, "flagstore")
+    assert os.path.exists(os.path.join(s, "refs.json"))
+    assert not os.path.exists(other)
+    p = run("--store", s, "image", "ls", "--format", "json")
+    assert [r["name"] for r in json.loads(p.stdout)] == ["hvrun/busybox"], p.stderr
+    # the same store through the one-shot (container mode needs root)
+    if container_mode_available() and os.geteuid() == 0:
+        root = os.path.join(work, "state")
+        p = run("--root", root, "--store", s, "container", "hvrun/busybox", "echo", "from-flag")
+        assert (p.returncode, p.stdout) == (0, "from-flag\n"), p.stderr
+        # without the flag $HVRUN_STORE (empty) is used: unknown image
+        p = run("--root", root, "container", "hvrun/busybox", "true")
+        assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+        assert "hvrun/busybox" in p.stderr
+        assert os.listdir(root) == []
+    p = run("--store", "", "image", "ls")
+    assert p.returncode != 0 and p.stderr.startswith("hvrun: --store"), p.stderr
 
 
 @pytest.mark.parametrize("how", ["gzip", "zstd", "none"])
