@@ -1,7 +1,13 @@
 /* oneshot.c: `hvrun container|vm [flags] ROOTFS-DIR|BUNDLE-DIR|IMAGE [CMD...]`:
  * build a config, apply the policy flags, create + start + wait + clean up
  * under a generated id.  Both backends take the same path; only the
- * backend table differs. */
+ * backend table differs.
+ *
+ * `hvrun vm` also takes --engine, --kernel and --init, passed to the VM
+ * backend as the annotations it reads (org.hvrun.engine/kernel/init).  For
+ * an IMAGE it sets org.hvrun.image instead of mounting the image: the VM
+ * boots from the store's cached erofs disk of the image, so no overlay
+ * mount and no mkfs.erofs per run. */
 #include "cli_internal.h"
 #include "../images/images.h"
 #include <ctype.h>
@@ -25,7 +31,7 @@
 
 struct oneshot {
   const char *memory, *cpus, *cpuset, *memory_swap, *pids, *blkio_weight, *workdir, *user,
-      *hostname, *network, *name;
+      *hostname, *network, *name, *engine, *kernel, *init;
   char **read_bps, **write_bps, **cap_add, **cap_drop, **secopts, **envs;
   bool read_only, tty, interactive, rm;
 };
@@ -259,8 +265,59 @@ static int target_from_dir(const char *arg, char **cmd, size_t ncmd, struct targ
   return 0;
 }
 
+/* Annotations the VM backend reads.  Those an image brought in as labels
+ * are dropped: which kernel, init or engine boots a VM on this host is the
+ * caller's choice, not the image's. */
+static void drop_runtime_annotations(json_t *doc) {
+  json_t *ann = json_object_get(doc, "annotations");
+  const char *key;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(ann, tmp, key, v) {
+    if (strncmp(key, "org.hvrun.", 10) == 0)
+      json_object_del(ann, key);
+  }
+}
+
+static void set_annotation(json_t *doc, const char *key, const char *value) {
+  json_t *ann = json_object_get(doc, "annotations");
+  if (!json_is_object(ann)) {
+    ann = json_object();
+    json_object_set_new(doc, "annotations", ann);
+  }
+  json_object_set_new(ann, key, json_string(value));
+}
+
+/* --kernel/--init: an existing regular file, made absolute (the VMM runs
+ * elsewhere); the error names the flag. */
+static int vm_file_flag(const char *flag, const char *path, json_t *doc, const char *key,
+                        hv_error_t *err) {
+  char abs[PATH_MAX];
+  struct stat sb;
+  if (!realpath(path, abs))
+    return hv_error(err, errno, "%s `%s`", flag, path);
+  if (stat(abs, &sb) < 0 || !S_ISREG(sb.st_mode))
+    return hv_error(err, 0, "%s `%s`: not a regular file", flag, path);
+  set_annotation(doc, key, abs);
+  return 0;
+}
+
+static int apply_vm_flags(const struct oneshot *f, json_t *doc, hv_error_t *err) {
+  if (f->engine) {
+    if (strcmp(f->engine, "hvrun") && strcmp(f->engine, "qemu"))
+      return hv_error(err, 0, "--engine \"%s\": expected hvrun or qemu", f->engine);
+    set_annotation(doc, "org.hvrun.engine", f->engine);
+  }
+  if (f->kernel && vm_file_flag("--kernel", f->kernel, doc, "org.hvrun.kernel", err) < 0)
+    return -1;
+  if (f->init && vm_file_flag("--init", f->init, doc, "org.hvrun.init", err) < 0)
+    return -1;
+  return 0;
+}
+
 static int target_from_image(struct cli_ctx *c, const char *ref, const char *id, char **cmd,
-                             size_t ncmd, const char *user, struct target *t, hv_error_t *err) {
+                             size_t ncmd, const char *user, bool vm, struct target *t,
+                             hv_error_t *err) {
   if (!hv_image_store_open || !hv_image_lookup || !hv_image_apply_to_spec ||
       !hv_image_rootfs_mount)
     return hv_error(err, 0, "`%s` is not a directory, and images are not built into this hvrun",
@@ -278,7 +335,18 @@ static int target_from_image(struct cli_ctx *c, const char *ref, const char *id,
   }
   if (hv_image_apply_to_spec(t->store, t->img, t->doc, args, user, err) < 0)
     return -1;
+  drop_runtime_annotations(t->doc);
   t->scratch = hv_xasprintf("%s/.oneshot-%s", c->store.root, id);
+  if (vm) {
+    /* The VM backend opens the image's cached erofs disk itself; the
+     * scratch dir only stands in for the bundle and root.path. */
+    if (hv_mkdir_p(t->scratch, 0700, err) < 0)
+      return -1;
+    set_annotation(t->doc, "org.hvrun.image", ref);
+    json_object_set_new(t->doc, "root", json_pack("{s:s,s:b}", "path", t->scratch, "readonly", 0));
+    snprintf(t->bundle, sizeof t->bundle, "%s", t->scratch);
+    return 0;
+  }
   t->mnt = hv_xasprintf("%s/rootfs", t->scratch);
   if (hv_mkdir_p(t->mnt, 0700, err) < 0)
     return -1;
@@ -338,6 +406,9 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
                            {"network", 0, CLI_STR, &f.network},
                            {"rm", 0, CLI_FLAG, &f.rm},
                            {"name", 0, CLI_STR, &f.name},
+                           {"engine", 0, CLI_STR, &f.engine},
+                           {"kernel", 0, CLI_STR, &f.kernel},
+                           {"init", 0, CLI_STR, &f.init},
                            {NULL, 0, 0, NULL}};
   cleanup_free char **pos = NULL;
   size_t npos = 0;
@@ -360,6 +431,12 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
                     &err) < 0 ||
       build_policy(&f, &pol, &nnp, &err) < 0)
     goto out;
+  bool vm = strcmp(backend, "vm") == 0;
+  if (!vm && (f.engine || f.kernel || f.init)) {
+    hv_error(&err, 0, "%s: only `hvrun vm` takes it (a container boots no kernel)",
+             f.engine ? "--engine" : f.kernel ? "--kernel" : "--init");
+    goto out;
+  }
   if (!(be = cli_backend_by_name(backend, &err)))
     goto out;
   if (cli_ctx_open(&c, g, &err) < 0)
@@ -377,10 +454,11 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
   } else if (pos[0][0] == '/' || pos[0][0] == '.' || access(pos[0], F_OK) == 0) {
     hv_error(&err, 0, "`%s` is not a root filesystem or bundle directory", pos[0]);
     goto out;
-  } else if (target_from_image(&c, pos[0], id, pos + 1, npos - 1, f.user, &t, &err) < 0) {
+  } else if (target_from_image(&c, pos[0], id, pos + 1, npos - 1, f.user, vm, &t, &err) < 0) {
     goto out;
   }
-  if (apply_overrides(&f, nnp, t.img != NULL, t.doc, &err) < 0)
+  if (apply_overrides(&f, nnp, t.img != NULL, t.doc, &err) < 0 ||
+      (vm && apply_vm_flags(&f, t.doc, &err) < 0))
     goto out;
   {
     char *text = json_dumps(t.doc, JSON_COMPACT);

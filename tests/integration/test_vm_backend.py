@@ -122,6 +122,44 @@ def test_image_by_name(hv, guest):
     r = hv.run("vm", "--name", hv.id("img"), "vmbox:1", "sh", "-c", "echo from-image", env=e,
                timeout=120)
     assert r.returncode == 0 and r.stdout == "from-image\n", r.stderr
+    # The one-shot hands the VM backend the image (org.hvrun.image): it
+    # boots from the store's cached erofs disk, built once and reused,
+    # instead of an overlay mount and a mkfs.erofs per run.
+    disks = os.listdir(os.path.join(store, "erofs"))
+    assert len(disks) == 1 and disks[0].endswith(".erofs"), disks
+    disk = os.path.join(store, "erofs", disks[0])
+    before = os.stat(disk)
+    # --store (global flag) instead of $HVRUN_STORE reaches the backend too
+    e.pop("HVRUN_STORE")
+    r = hv.run("--store", store, "vm", "--name", hv.id("img"), "vmbox:1", "cat", "/etc/group",
+               env=e, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("root:x:0:"), r.stderr
+    after = os.stat(disk)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_engine_kernel_init_flags(hv, guest):
+    """--engine/--kernel/--init become the annotations the VM backend
+    reads, which win over the environment (here: unusable values)."""
+    e = env(guest, engine="no-such-engine", HVRUN_KERNEL="/nonexistent/vmlinux",
+            HVRUN_INIT="/nonexistent/init")
+    r = hv.run("vm", "--name", hv.id("vm"), "--engine", "qemu", "--kernel", guest["kernel"],
+               "--init", guest["init"], hv.rootfs, "echo", "flags-ok", env=e, timeout=120)
+    assert r.returncode == 0 and r.stdout == "flags-ok\n", r.stderr
+
+
+def test_engine_kernel_init_flag_errors(hv, guest, tmp_path):
+    line = one_line_error(vm(hv, guest, "--engine", "firecracker", hv.rootfs, "true"))
+    assert "--engine" in line and "firecracker" in line
+    line = one_line_error(vm(hv, guest, "--kernel", "/nonexistent/bzImage", hv.rootfs, "true"))
+    assert "--kernel" in line and "/nonexistent/bzImage" in line
+    line = one_line_error(vm(hv, guest, "--init", str(tmp_path), hv.rootfs, "true"))
+    assert "--init" in line and "not a regular file" in line
+    for flag, value in (("--engine", "qemu"), ("--kernel", guest["kernel"]),
+                        ("--init", guest["init"])):
+        line = one_line_error(hv.run("container", flag, value, hv.rootfs, "true"))
+        assert flag in line and "hvrun vm" in line
+    assert not os.path.isdir(hv.root) or os.listdir(hv.root) == []
 
 
 def test_network_host_is_an_error(hv, guest):
