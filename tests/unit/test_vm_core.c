@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include "vm/vmm.h"
@@ -161,6 +162,35 @@ static void test_emulation_failure_reported(void **state) {
     fail_msg("unclear error: %s", r.error);
 }
 
+/* On PVM a ring-0 VMCALL never completes, so the CPUID the VMM gives must
+ * not offer the KVM PV features that are hypercalls (SMP Linux hung at its
+ * first PV IPI), and the PVM guest arguments must hold the boot-cost ones. */
+static void test_pvm_cpuid_and_args(void **state) {
+  (void)state;
+  setenv("HVRUN_PVM", "1", 1);
+  struct vm vm;
+  hv_error_t err = NULL;
+  if (vm_create(&vm, 16ULL << 20, 1, false, &err) < 0)
+    fail_msg("vm_create: %s", err->msg);
+  struct {
+    struct kvm_cpuid2 c;
+    struct kvm_cpuid_entry2 e[256];
+  } c = {.c = {.nent = 256}};
+  int rc = ioctl(vm.vcpus[0].fd, KVM_GET_CPUID2, &c);
+  vm_destroy(&vm);
+  unsetenv("HVRUN_PVM");
+  assert_int_equal(rc, 0);
+  const uint32_t hypercalls = (1U << 7) | (1U << 11) | (1U << 13) | (1U << 16);
+  for (uint32_t i = 0; i < c.c.nent; i++)
+    if (c.e[i].function == 0x40000001 && (c.e[i].eax & hypercalls))
+      fail_msg("leaf 0x40000001 eax 0x%x offers a hypercall feature", c.e[i].eax);
+  const char *a = vm_pvm_kernel_args();
+  assert_non_null(strstr(a, "noreplace-smp"));
+  assert_non_null(strstr(a, "rodata=off"));
+  assert_non_null(strstr(a, "clearcpuid=xsave,"));
+  assert_null(strstr(a, "noxsave"));
+}
+
 static void test_halt_then_stop(void **state) {
   (void)state;
   struct run_result r;
@@ -236,6 +266,7 @@ int main(void) {
       cmocka_unit_test(test_signaled),      cmocka_unit_test(test_panic),
       cmocka_unit_test(test_reset),         cmocka_unit_test(test_triple_fault),
       cmocka_unit_test(test_int3),          cmocka_unit_test(test_emulation_failure_reported),
+      cmocka_unit_test(test_pvm_cpuid_and_args),
                cmocka_unit_test(test_halt_then_stop), cmocka_unit_test(test_mmio_unmapped),
       cmocka_unit_test(test_smp),           cmocka_unit_test(test_gpa_bounds),
       cmocka_unit_test(test_bad_config),
