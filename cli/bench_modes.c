@@ -22,14 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#pragma weak hv_image_store_open
-#pragma weak hv_image_store_close
-#pragma weak hv_image_store_dir
-#pragma weak hv_image_lookup
-#pragma weak hv_image_free
-#pragma weak hv_image_rootfs_mount
-#pragma weak hv_image_rootfs_release
-
 /* runtime/seccomp-default.json, embedded by runtime/module.mk. */
 extern const char hv_seccomp_default_json[];
 extern const size_t hv_seccomp_default_json_len;
@@ -160,12 +152,9 @@ int bench_env_setup(struct bench_env *e, bool want_private_ns, hv_error_t *err) 
   if (e->image_is_dir) {
     e->rootfs = hv_xstrdup(e->image);
   } else {
-    if (!hv_image_store_open || !hv_image_lookup || !hv_image_rootfs_mount)
-      return hv_error(err, 0, "--image %s: images are not built into this hvrun", e->image);
     struct hv_image_store *s = NULL;
     struct hv_image *img = NULL;
-    const char *dir = hv_image_store_dir ? hv_image_store_dir(NULL) : HV_DEFAULT_STORE;
-    int r = hv_image_store_open(dir, &s, err);
+    int r = hv_image_store_open(hv_image_store_dir(NULL), &s, err);
     if (r == 0)
       r = hv_image_lookup(s, e->image, &img, err);
     if (r < 0) {
@@ -219,7 +208,7 @@ static void unmount_under(const char *dir) {
 }
 
 void bench_env_teardown(struct bench_env *e) {
-  if (e->overlay_mounted && hv_image_rootfs_release) {
+  if (e->overlay_mounted) {
     hv_error_t err = NULL;
     cleanup_free char *scratch = hv_xasprintf("%s/overlay", e->work);
     if (hv_image_rootfs_release(scratch, e->rootfs, &err) < 0)

@@ -43,7 +43,7 @@ struct cli_ctx {
 };
 int cli_ctx_open(struct cli_ctx *c, const struct hv_cli_globals *g, hv_error_t *err);
 void cli_ctx_close(struct cli_ctx *c);
-/* Backend by name ("container", "vm"); NULL + err if not built in. */
+/* Backend by name ("container", "vm"); NULL + err if unknown. */
 const struct hv_backend *cli_backend_by_name(const char *name, hv_error_t *err);
 /* --backend flag, else annotation org.hvrun.backend, else container. */
 const struct hv_backend *cli_backend_for(const struct hv_cli_globals *g,

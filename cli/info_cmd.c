@@ -7,8 +7,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#pragma weak hv_backend_vm
-
 void cli_usage(FILE *out) {
   fputs(
       "usage: hvrun [global flags] COMMAND [flags] [args]\n"
@@ -103,11 +101,9 @@ int cli_cmd_features(const struct hv_cli_globals *g, int argc, char **argv) {
       true, "actions", strv_json(seccomp_actions), "operators", strv_json(seccomp_ops), "archs",
       strv_json(seccomp_archs), "apparmor", "enabled", false, "selinux", "enabled", false,
       "intelRdt", "enabled", false);
-  json_t *hvc = hv_backend_container.features ? hv_backend_container.features() : NULL;
   json_t *backends = json_object();
-  json_object_set_new(backends, "container", hvc ? hvc : json_object());
-  if (&hv_backend_vm != NULL && hv_backend_vm.features)
-    json_object_set_new(backends, "vm", hv_backend_vm.features());
+  json_object_set_new(backends, "container", hv_backend_container.features());
+  json_object_set_new(backends, "vm", hv_backend_vm.features());
   char *bstr = json_dumps(backends, JSON_COMPACT);
   json_decref(backends);
   json_t *ann = json_pack("{s:s,s:s,s:s}", "org.hvrun.backends", bstr,

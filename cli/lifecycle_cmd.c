@@ -14,9 +14,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#pragma weak hv_container_start_on_create
-#pragma weak hv_container_validate
-
 
 /* ---------------- context ---------------- */
 
@@ -42,7 +39,7 @@ const struct hv_backend *cli_backend_by_name(const char *name, hv_error_t *err) 
     name = "container";
   const struct hv_backend *be = hv_backend_by_name(name);
   if (!be)
-    hv_error(err, 0, "backend \"%s\" is not built into this hvrun", name);
+    hv_error(err, 0, "unknown backend \"%s\" (expected container or vm)", name);
   return be;
 }
 
@@ -101,8 +98,7 @@ int cli_create_container(struct cli_ctx *c, const struct hv_backend *be,
                          struct hv_oci_config *cfg, const struct hv_create_opts *o,
                          struct hv_state *st, bool create_only, hv_error_t *err) {
   /* Bad input fails before the id is reserved or anything is made. */
-  if (be == &hv_backend_container && hv_container_validate &&
-      hv_container_validate(cfg, err) < 0)
+  if (be == &hv_backend_container && hv_container_validate(cfg, err) < 0)
     return -1;
   cleanup_close int lock = -1;
   if (hv_state_lock(&c->store, o->id, &lock, err) < 0)
@@ -125,7 +121,7 @@ int cli_create_container(struct cli_ctx *c, const struct hv_backend *be,
   }
   /* create + start back to back: the container backend may release the
    * init without a second round trip (ns/ns.h). */
-  if (be == &hv_backend_container && hv_container_start_on_create)
+  if (be == &hv_backend_container)
     hv_container_start_on_create(!create_only);
   if (be->create(&c->ctx, cfg, o, st, err) < 0) {
     be->destroy(&c->ctx, st, true, NULL);

@@ -15,9 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#pragma weak hv_cli_image
-#pragma weak hv_cli_bench
-
 #define HVRUN_VERSION "0.1.0"
 
 int hv_selfexe_ensure_sealed(char **argv, hv_error_t *err); /* ns/selfexe.c */
@@ -37,12 +34,6 @@ static const struct {
     {"spec", cli_cmd_spec, false},         {"container", cli_cmd_oneshot_container, true},
     {"vm", cli_cmd_oneshot_vm, true},
 };
-
-static int unavailable(const char *what) {
-  hv_error_t err = NULL;
-  hv_error(&err, 0, "%s commands are not built into this hvrun", what);
-  return hv_error_print(&err);
-}
 
 /* --store DIR -> HVRUN_STORE (absolute: the VMM and other helpers may run
  * with another working directory).  The directory need not exist yet:
@@ -115,9 +106,9 @@ int main(int argc, char **argv) {
   int ci = argc - (int)npos;
   const char *cmd = argv[ci];
   if (strcmp(cmd, "image") == 0)
-    return hv_cli_image ? hv_cli_image(&g, argc - ci - 1, argv + ci + 1) : unavailable("image");
+    return hv_cli_image(&g, argc - ci - 1, argv + ci + 1);
   if (strcmp(cmd, "bench") == 0)
-    return hv_cli_bench ? hv_cli_bench(&g, argc - ci - 1, argv + ci + 1) : unavailable("bench");
+    return hv_cli_bench(&g, argc - ci - 1, argv + ci + 1);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
     if (strcmp(cmd, commands[i].name) != 0)
       continue;

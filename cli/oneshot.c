@@ -20,15 +20,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
-#pragma weak hv_image_store_open
-#pragma weak hv_image_store_close
-#pragma weak hv_image_store_dir
-#pragma weak hv_image_lookup
-#pragma weak hv_image_free
-#pragma weak hv_image_apply_to_spec
-#pragma weak hv_image_rootfs_mount
-#pragma weak hv_image_rootfs_release
-
 struct oneshot {
   const char *memory, *cpus, *cpuset, *memory_swap, *pids, *blkio_weight, *workdir, *user,
       *hostname, *network, *name, *engine, *kernel, *init;
@@ -318,12 +309,7 @@ static int apply_vm_flags(const struct oneshot *f, json_t *doc, hv_error_t *err)
 static int target_from_image(struct cli_ctx *c, const char *ref, const char *id, char **cmd,
                              size_t ncmd, const char *user, bool vm, struct target *t,
                              hv_error_t *err) {
-  if (!hv_image_store_open || !hv_image_lookup || !hv_image_apply_to_spec ||
-      !hv_image_rootfs_mount)
-    return hv_error(err, 0, "`%s` is not a directory, and images are not built into this hvrun",
-                    ref);
-  const char *dir = hv_image_store_dir ? hv_image_store_dir(NULL) : HV_DEFAULT_STORE;
-  if (hv_image_store_open(dir, &t->store, err) < 0 ||
+  if (hv_image_store_open(hv_image_store_dir(NULL), &t->store, err) < 0 ||
       hv_image_lookup(t->store, ref, &t->img, err) < 0)
     return hv_error_wrap(err, "`%s` is not a directory or a known image", ref);
   t->doc = hv_oci_default_spec(false);
@@ -360,7 +346,7 @@ static int target_from_image(struct cli_ctx *c, const char *ref, const char *id,
 }
 
 static void target_release(struct target *t) {
-  if (t->mounted && hv_image_rootfs_release) {
+  if (t->mounted) {
     hv_error_t e = NULL;
     cleanup_free char *upper = hv_xasprintf("%s/overlay", t->scratch);
     if (hv_image_rootfs_release(upper, t->mnt, &e) < 0)
@@ -370,9 +356,8 @@ static void target_release(struct target *t) {
     rmdir(t->mnt);
   if (t->scratch)
     rmdir(t->scratch);
-  if (t->img && hv_image_free)
-    hv_image_free(t->img);
-  if (t->store && hv_image_store_close)
+  hv_image_free(t->img);
+  if (t->store)
     hv_image_store_close(t->store);
   json_decref(t->doc);
   free(t->scratch);

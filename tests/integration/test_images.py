@@ -175,11 +175,6 @@ def mount_check(store, work, image, path="bin/busybox"):
     assert not os.path.exists(scratch)
 
 
-def container_mode_available():
-    p = subprocess.run([HVRUN, "container"], capture_output=True, text=True)
-    return "unknown command" not in p.stderr and "not built" not in p.stderr
-
-
 # ------------------------------------------------------------------ basics
 
 def test_default_image_is_deterministic(work):
@@ -232,16 +227,15 @@ def test_global_store_flag(work):
     assert not os.path.exists(other)
     p = run("--store", s, "image", "ls", "--format", "json")
     assert [r["name"] for r in json.loads(p.stdout)] == ["hvrun/busybox"], p.stderr
-    # the same store through the one-shot (container mode needs root)
-    if container_mode_available() and os.geteuid() == 0:
-        root = os.path.join(work, "state")
-        p = run("--root", root, "--store", s, "container", "hvrun/busybox", "echo", "from-flag")
-        assert (p.returncode, p.stdout) == (0, "from-flag\n"), p.stderr
-        # without the flag $HVRUN_STORE (empty) is used: unknown image
-        p = run("--root", root, "container", "hvrun/busybox", "true")
-        assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
-        assert "hvrun/busybox" in p.stderr
-        assert os.listdir(root) == []
+    # the same store through the one-shot
+    root = os.path.join(work, "state")
+    p = run("--root", root, "--store", s, "container", "hvrun/busybox", "echo", "from-flag")
+    assert (p.returncode, p.stdout) == (0, "from-flag\n"), p.stderr
+    # without the flag $HVRUN_STORE (empty) is used: unknown image
+    p = run("--root", root, "container", "hvrun/busybox", "true")
+    assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+    assert "hvrun/busybox" in p.stderr
+    assert os.listdir(root) == []
     p = run("--store", "", "image", "ls")
     assert p.returncode != 0 and p.stderr.startswith("hvrun: --store"), p.stderr
 
@@ -492,8 +486,6 @@ def test_podman_skopeo_images(work, podman_archives, kind):
     assert out.startswith(f"pod:{kind} sha256:")
     assert "0 problems" in hv(s, "verify").stdout
     mount_check(s, work, "pod:" + kind)
-    if not container_mode_available():
-        pytest.skip("hvrun container not available")
     p = subprocess.run([HVRUN, "container", "pod:" + kind, "/bin/busybox", "echo", "ran-" + kind],
                        env=dict(os.environ, HVRUN_STORE=s), capture_output=True, text=True,
                        timeout=120)
