@@ -195,6 +195,31 @@ static bool mount_is_bind(const struct hv_oci_mount *m) {
   return false;
 }
 
+/* linux.resources.devices in a VM: the workload reaches no host device at
+ * all, only the guest's own virtual ones, so every deny rule holds by
+ * construction, and so do allow rules for the default devices every
+ * container gets (null, zero, full, random, urandom, tty, console, ptmx,
+ * pts), which the guest has too.  An allow rule for anything else asks for
+ * a host device the VM cannot give: index of the first such rule, or -1. */
+static int device_rule_beyond_defaults(const struct hv_oci_resources *r) {
+  static const struct { char type; int64_t major, minor; } defaults[] = {
+      {'c', 1, 3}, {'c', 1, 5}, {'c', 1, 7}, {'c', 1, 8}, {'c', 1, 9},
+      {'c', 5, 0}, {'c', 5, 1}, {'c', 5, 2}, {'c', 136, -1},
+  };
+  for (size_t i = 0; i < r->n_devices; i++) {
+    const struct hv_oci_device_cgroup *d = &r->devices[i];
+    if (!d->allow)
+      continue;
+    bool ok = false;
+    for (size_t k = 0; k < sizeof defaults / sizeof defaults[0] && !ok; k++)
+      ok = d->type == defaults[k].type && d->has_major && d->major == defaults[k].major &&
+           (defaults[k].minor < 0 || (d->has_minor && d->minor == defaults[k].minor));
+    if (!ok)
+      return (int)i;
+  }
+  return -1;
+}
+
 static int check_unsupported(const struct hv_oci_config *c, hv_error_t *err) {
   bool has_net = false;
   for (size_t i = 0; i < c->linux.n_namespaces; i++) {
@@ -213,6 +238,11 @@ static int check_unsupported(const struct hv_oci_config *c, hv_error_t *err) {
   if (c->linux.n_devices)
     return hv_error(err, 0, "linux.devices[0] (%s): host devices cannot be passed into the VM "
                             "by the vm backend", c->linux.devices[0].path);
+  int bad = device_rule_beyond_defaults(&c->linux.resources);
+  if (bad >= 0)
+    return hv_error(err, 0, "linux.resources.devices[%d]: allowing a host device other than the "
+                            "default set cannot be honoured by the vm backend (the guest sees "
+                            "only its own virtual devices)", bad);
   for (size_t i = 0; i < c->n_mounts; i++) {
     const struct hv_oci_mount *m = &c->mounts[i];
     if (!mount_is_bind(m))
@@ -364,7 +394,7 @@ void vmb_vmm_resources(struct hv_oci_resources *r, const struct vmb_plan *p) {
 
 json_t *vmb_features(void) {
   return json_pack(
-      "{s:s, s:[s,s], s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, "
+      "{s:s, s:[s,s], s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}, "
       "s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
       "isolation", "KVM microVM; the VMM is jailed (namespaces, pivot_root, cgroup, no "
                    "capabilities, no_new_privs, seccomp allow-list)",
@@ -381,6 +411,9 @@ json_t *vmb_features(void) {
       "device_read_bps", "VMM cgroup throttle (the VMM reads the disk images)",
       "device_write_bps", "VMM cgroup throttle",
       "read_only", "guest init mounts the erofs root without its tmpfs overlay",
+      "devices", "the guest has only its own virtual devices: deny rules and allow rules for the "
+                 "default set hold by construction; allowing any other host device, or "
+                 "linux.devices, is an error; the VMM cgroup allows the defaults + /dev/kvm",
       "cap_add", "guest init: the workload's capability sets", "cap_drop",
       "guest init: the workload's capability sets", "seccomp",
       "guest init: seccomp filter inside the guest (listenerPath is an error)", "network",

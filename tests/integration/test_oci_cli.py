@@ -381,8 +381,6 @@ def test_features_every_backend_declares_every_policy_field(hv):
     assert "vCPU" in vm["cpus"] and "guest RAM" in vm["memory"]
     assert "VMM cgroup" in vm["pids"] and "guest" in vm["seccomp"]
     missing = POLICY_FIELDS - set(vm)
-    if missing == {"devices"}:
-        pytest.xfail("vm/policy_vm.c (vmb_features) does not declare `devices` yet")
     assert not missing, "vm does not say how it honours %s" % sorted(missing)
 
 

@@ -268,6 +268,19 @@ def test_bind_mount_is_an_error(hv, guest):
     assert "bind mounts" in line and "/data" in line
 
 
+def test_host_device_rule_is_an_error(hv, guest):
+    """A VM cannot give the workload a host device: allowing one is an
+    error naming the rule, while runc's usual deny-all + defaults passes."""
+    def allow_sda(cfg):
+        cfg["linux"].setdefault("resources", {})["devices"] = [
+            {"allow": False, "access": "rwm"},
+            {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+            {"allow": True, "type": "b", "major": 8, "minor": 0, "access": "r"}]
+    b = vm_bundle(hv, guest, ["true"], edit=allow_sda)
+    line = one_line_error(hv.run("run", "--bundle", b, hv.id("dev"), stdin=subprocess.DEVNULL))
+    assert "linux.resources.devices[2]" in line and "host device" in line
+
+
 def test_features_describe_vm_policy(hv):
     j = json.loads(hv.run("features", check=True).stdout)
     text = json.dumps(j)
