@@ -267,6 +267,13 @@ static int build_filter(const struct hv_oci_seccomp *s, bool load, hv_error_t *e
     hv_error(err, -r, "linux.seccomp: disable implicit no_new_privs");
     goto out;
   }
+  /* A binary tree of syscall numbers instead of a linear list: the default
+   * profile allows ~350 syscalls, and every syscall the workload makes runs
+   * the filter.  Under PVM, where a guest's ring-0 code is emulated, the
+   * linear filter was 12% of a whole microVM boot.  Older libseccomp lacks
+   * the attribute; the filter is the same either way. */
+  if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)
+    hv_debug("seccomp: binary-tree optimisation not available, using a linear filter");
   for (size_t i = 0; s->architectures && s->architectures[i]; i++) {
     uint32_t arch = parse_arch(s->architectures[i]);
     if (!arch) {
