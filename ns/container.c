@@ -24,7 +24,6 @@
 #include <linux/keyctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -426,59 +425,30 @@ static const int forwarded_signals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGU
                                         SIGWINCH, SIGALRM, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU,
                                         SIGVTALRM, SIGPROF, SIGPWR,  SIGXCPU, SIGXFSZ};
 
+/* A container's pid 1 ignores signals it has no handler for, so a second
+ * Ctrl-C (SIGINT) means "stop it anyway". */
+struct forward_to_pid {
+  pid_t pid;
+  int interrupts;
+};
+
+static void forward_to_pid(int sig, void *opaque) {
+  struct forward_to_pid *f = opaque;
+  if (sig == SIGINT && ++f->interrupts >= 2)
+    sig = SIGKILL;
+  kill(f->pid, sig);
+}
+
 int ns_wait_forwarding(pid_t pid, int *exit_status, hv_error_t *err) {
-  sigset_t set, old;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  for (size_t i = 0; i < sizeof forwarded_signals / sizeof forwarded_signals[0]; i++)
-    sigaddset(&set, forwarded_signals[i]);
-  if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
-    return hv_error(err, errno, "sigprocmask");
-  cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-  if (sfd < 0) {
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    return hv_error(err, errno, "signalfd");
-  }
-  int rc = 0, interrupts = 0;
-  for (;;) {
-    int status;
-    pid_t r;
-    bool done = false;
-    /* Reap everything reparented to us, not only the workload. */
-    while ((r = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (r == pid) {
-        *exit_status = WIFEXITED(status) ? WEXITSTATUS(status)
-                       : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
-        done = true;
-      }
-    }
-    if (done)
-      break;
-    if (r < 0 && errno == ECHILD) {
-      rc = hv_error(err, 0, "process %d is not a child of hvrun", pid);
-      break;
-    }
-    struct signalfd_siginfo si;
-    ssize_t n = read(sfd, &si, sizeof si);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n != sizeof si) {
-      rc = hv_error(err, errno, "read signalfd");
-      break;
-    }
-    int sig = (int)si.ssi_signo;
-    if (sig == SIGCHLD)
-      continue;
-    if (sig == SIGWINCH && hv_console_winch_hook && hv_console_winch_hook())
-      continue;
-    /* A container's pid 1 ignores signals it has no handler for, so a
-     * second Ctrl-C (SIGINT) means "stop it anyway". */
-    if (sig == SIGINT && ++interrupts >= 2)
-      sig = SIGKILL;
-    kill(pid, sig);
-  }
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  return rc;
+  struct forward_to_pid f = {.pid = pid};
+  const struct hv_wait_forward how = {
+      .signals = forwarded_signals,
+      .n_signals = sizeof forwarded_signals / sizeof forwarded_signals[0],
+      .noun = "process",
+      .forward = forward_to_pid,
+      .opaque = &f,
+  };
+  return hv_wait_forwarding(pid, &how, exit_status, err);
 }
 
 int ns_container_wait(struct hv_context *ctx, struct hv_state *st, int *exit_status,

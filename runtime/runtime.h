@@ -98,6 +98,20 @@ void hv_strv_free(char **v);
  * signals call it on SIGWINCH (it resizes the pty and returns true) instead
  * of calling into cli/, which the library must not depend on. */
 extern bool (*hv_console_winch_hook)(void);
+/* wait.c: wait for `pid` (a child of hvrun), reaping every other child
+ * too, and hand each of how->signals that hvrun receives meanwhile to
+ * how->forward (SIGWINCH goes to hv_console_winch_hook first). Fills
+ * *exit_status shell-style (128+signal if killed). `noun` names the
+ * process in the error if it is not our child ("process", "VMM"). */
+struct hv_wait_forward {
+  const int *signals;
+  size_t n_signals;
+  const char *noun;
+  void (*forward)(int sig, void *opaque);
+  void *opaque;
+};
+int hv_wait_forwarding(pid_t pid, const struct hv_wait_forward *how, int *exit_status,
+                       hv_error_t *err);
 /* Signal name ("KILL", "SIGKILL", "9") -> number, or -1. */
 int hv_signal_parse(const char *s);
 const char *hv_signal_name(int sig);

@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -281,57 +280,31 @@ static const int wait_forwarded[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1
 
 /* Wait for the VMM (our child: we are its subreaper), forwarding the
  * signals hvrun gets into the guest. */
+struct forward_to_guest {
+  struct hv_context *ctx;
+  const struct hv_state *st;
+};
+
+static void forward_to_guest(int sig, void *opaque) {
+  struct forward_to_guest *f = opaque;
+  hv_error_t e = NULL;
+  if (send_signal(f->ctx, f->st, sig, &e) < 0) {
+    hv_debug("forward signal %d: %s", sig, e->msg);
+    hv_error_release(&e);
+  }
+}
+
 static int vm_wait(struct hv_context *ctx, struct hv_state *st, int *exit_status,
                    hv_error_t *err) {
-  sigset_t set, old;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  for (size_t i = 0; i < sizeof wait_forwarded / sizeof wait_forwarded[0]; i++)
-    sigaddset(&set, wait_forwarded[i]);
-  if (sigprocmask(SIG_BLOCK, &set, &old) < 0)
-    return hv_error(err, errno, "sigprocmask");
-  cleanup_close int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-  if (sfd < 0) {
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    return hv_error(err, errno, "signalfd");
-  }
-  int rc = 0;
-  for (;;) {
-    int ws;
-    pid_t r;
-    bool done = false;
-    while ((r = waitpid(-1, &ws, WNOHANG)) > 0)
-      if (r == st->pid) {
-        *exit_status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : 255;
-        done = true;
-      }
-    if (done)
-      break;
-    if (r < 0 && errno == ECHILD) {
-      rc = hv_error(err, 0, "VMM %d is not a child of hvrun", st->pid);
-      break;
-    }
-    struct signalfd_siginfo si;
-    ssize_t n = read(sfd, &si, sizeof si);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n != sizeof si) {
-      rc = hv_error(err, errno, "read signalfd");
-      break;
-    }
-    int sig = (int)si.ssi_signo;
-    if (sig == SIGCHLD)
-      continue;
-    if (sig == SIGWINCH && hv_console_winch_hook && hv_console_winch_hook())
-      continue;
-    hv_error_t e = NULL;
-    if (send_signal(ctx, st, sig, &e) < 0) {
-      hv_debug("forward signal %d: %s", sig, e->msg);
-      hv_error_release(&e);
-    }
-  }
-  sigprocmask(SIG_SETMASK, &old, NULL);
-  return rc;
+  struct forward_to_guest f = {.ctx = ctx, .st = st};
+  const struct hv_wait_forward how = {
+      .signals = wait_forwarded,
+      .n_signals = sizeof wait_forwarded / sizeof wait_forwarded[0],
+      .noun = "VMM",
+      .forward = forward_to_guest,
+      .opaque = &f,
+  };
+  return hv_wait_forwarding(st->pid, &how, exit_status, err);
 }
 
 /* ---------------- kill / destroy ---------------- */
