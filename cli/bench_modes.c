@@ -503,21 +503,8 @@ int bench_run(struct bench_env *e, struct bench_mode *m, char *const argv[], dou
 /* ---------------- process trees ---------------- */
 
 static pid_t ppid_of(pid_t pid) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return -1;
-  buf[n] = 0;
-  char *rp = strrchr(buf, ')');
-  int ppid = -1;
-  if (rp)
-    sscanf(rp + 2, "%*c %d", &ppid);
-  return ppid;
+  struct hv_proc_stat ps;
+  return hv_proc_stat(pid, &ps) < 0 ? -1 : ps.ppid;
 }
 
 static long status_field(pid_t pid, const char *file, const char *key) {

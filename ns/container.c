@@ -33,41 +33,13 @@
 
 /* ---------------- helpers ---------------- */
 
-/* /proc/<pid>/stat: state letter and start time (field 22). */
-static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  if (n <= 0)
-    return -1;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')');
-  if (!p || p[1] != ' ')
-    return -1;
-  *state = p[2];
-  /* after ")": field 3 is state; starttime is field 22 */
-  p += 2;
-  for (int field = 3; field < 22; field++) {
-    p = strchr(p, ' ');
-    if (!p)
-      return -1;
-    p++;
-  }
-  *start = strtoull(p, NULL, 10);
-  return 0;
-}
-
 bool ns_pid_alive(const struct hv_state *st) {
-  char s;
-  unsigned long long start;
-  if (st->pid <= 0 || proc_stat(st->pid, &s, &start) < 0)
+  struct hv_proc_stat ps;
+  if (hv_proc_stat(st->pid, &ps) < 0)
     return false;
-  if (st->pid_start && start != st->pid_start)
+  if (st->pid_start && ps.starttime != st->pid_start)
     return false; /* pid reused */
-  return s != 'Z' && s != 'X';
+  return ps.state != 'Z' && ps.state != 'X';
 }
 
 int ns_write_pid_file(const char *path, pid_t pid, hv_error_t *err) {

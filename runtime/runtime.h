@@ -340,6 +340,14 @@ void hv_state_refresh(struct hv_state *st);
 /* The spec's state JSON: ociVersion, id, status, pid, bundle, annotations. */
 json_t *hv_state_to_json(const struct hv_state *st);
 void hv_state_clear(struct hv_state *st);
+/* Fields of /proc/<pid>/stat: 3 (state), 4 (ppid), 22 (starttime, guards
+ * against pid reuse). Returns -1 if the process is gone. */
+struct hv_proc_stat {
+  char state;
+  pid_t ppid;
+  unsigned long long starttime;
+};
+int hv_proc_stat(pid_t pid, struct hv_proc_stat *out);
 unsigned long long hv_proc_starttime(pid_t pid); /* 0 if gone */
 
 /* ------------------------------------------------------------------ */

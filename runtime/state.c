@@ -325,40 +325,43 @@ int hv_state_list(struct hv_store *s, char ***ids, hv_error_t *err) {
   return 0;
 }
 
-/* Fields 3 (state) and 22 (starttime) of /proc/<pid>/stat; the command
- * name (field 2) may contain spaces and ')' so parse after the last ')'. */
-static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
+/* The command name (field 2) may contain spaces and ')' so parse after
+ * the last ')'. */
+int hv_proc_stat(pid_t pid, struct hv_proc_stat *out) {
   char path[64], buf[1024];
+  if (pid <= 0)
+    return -1;
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return -1;
   ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
   if (n <= 0)
     return -1;
   buf[n] = 0;
   char *p = strrchr(buf, ')');
-  if (!p)
+  if (!p || p[1] != ' ')
     return -1;
-  p += 2;
-  *state = *p;
+  p += 2; /* field 3: state, then 4: ppid */
+  int ppid;
+  if (sscanf(p, "%c %d", &out->state, &ppid) != 2)
+    return -1;
+  out->ppid = ppid;
   for (int field = 3; field < 22; field++) {
     p = strchr(p, ' ');
     if (!p)
       return -1;
     p++;
   }
-  *start = strtoull(p, NULL, 10);
+  out->starttime = strtoull(p, NULL, 10);
   return 0;
 }
 
 unsigned long long hv_proc_starttime(pid_t pid) {
-  char state;
-  unsigned long long start;
-  if (pid <= 0 || proc_stat(pid, &state, &start) < 0)
+  struct hv_proc_stat ps;
+  if (hv_proc_stat(pid, &ps) < 0)
     return 0;
-  return start;
+  return ps.starttime;
 }
 
 void hv_state_refresh(struct hv_state *st) {
@@ -369,11 +372,10 @@ void hv_state_refresh(struct hv_state *st) {
       st->status = HV_STOPPED;
     return;
   }
-  char state;
-  unsigned long long start;
+  struct hv_proc_stat ps;
   /* A zombie has exited: only its parent has not reaped it yet. */
-  if (proc_stat(st->pid, &state, &start) < 0 || state == 'Z' || state == 'X' ||
-      (st->pid_start && start != st->pid_start))
+  if (hv_proc_stat(st->pid, &ps) < 0 || ps.state == 'Z' || ps.state == 'X' ||
+      (st->pid_start && ps.starttime != st->pid_start))
     st->status = HV_STOPPED;
 }
 
