@@ -34,8 +34,8 @@ int ns_console_connect(const char *socket_path, hv_error_t *err) {
   return fd;
 }
 
-int hv_console_send_fd(int sock, int master_fd, const char *name, hv_error_t *err) {
-  const char *payload = name && *name ? name : "/dev/ptmx";
+int ns_send_fd(int sock, int fd, const char *payload) {
+  /* SCM_RIGHTS needs at least one byte of real data to travel with it. */
   struct iovec iov = {.iov_base = (void *)payload, .iov_len = strlen(payload)};
   union {
     char buf[CMSG_SPACE(sizeof(int))];
@@ -48,12 +48,17 @@ int hv_console_send_fd(int sock, int master_fd, const char *name, hv_error_t *er
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &master_fd, sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof(int));
   ssize_t r;
   do
     r = sendmsg(sock, &msg, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
-  if (r < 0)
+  return r < 0 ? -1 : 0;
+}
+
+int hv_console_send_fd(int sock, int master_fd, const char *name, hv_error_t *err) {
+  const char *payload = name && *name ? name : "/dev/ptmx";
+  if (ns_send_fd(sock, master_fd, payload) < 0)
     return hv_error(err, errno, "--console-socket: send pty master");
   return 0;
 }

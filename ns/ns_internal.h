@@ -52,6 +52,9 @@ int ns_console_connect(const char *socket_path, hv_error_t *err);
 int ns_setup_console_fd(int console_sock, const struct hv_oci_process *p, hv_error_t *err);
 /* Send master_fd with `name` as payload over an already connected socket. */
 int hv_console_send_fd(int sock, int master_fd, const char *name, hv_error_t *err);
+/* Send `fd` (SCM_RIGHTS) with the non-empty text `payload` over a connected
+ * unix socket; -1 with errno set on failure (callers name what was sent). */
+int ns_send_fd(int sock, int fd, const char *payload);
 
 /* Seccomp notify: connect to linux.seccomp.listenerPath while the host
  * path is still reachable (before pivot_root or setns into the mount ns)

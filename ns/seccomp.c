@@ -185,24 +185,7 @@ static int send_to_listener(const struct hv_oci_seccomp *s, int notify_fd, hv_er
     json_decref(j);
     state = fallback ? fallback : "{}";
   }
-  struct iovec iov = {.iov_base = (void *)state, .iov_len = strlen(state)};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } u;
-  memset(&u, 0, sizeof u);
-  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                       .msg_controllen = sizeof u.buf};
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &notify_fd, sizeof(int));
-  ssize_t r;
-  do
-    r = sendmsg(ns_seccomp_listener_fd, &msg, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-  if (r < 0)
+  if (ns_send_fd(ns_seccomp_listener_fd, notify_fd, state) < 0)
     return hv_error(err, errno, "linux.seccomp.listenerPath: send notify fd");
   close(ns_seccomp_listener_fd);
   ns_seccomp_listener_fd = -1;
