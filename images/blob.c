@@ -107,18 +107,10 @@ int hv_blob_read(struct hv_image_store *s, const char *digest, int64_t size, siz
   if ((size_t)st.st_size > max)
     return hv_error(err, 0, "blob %s: %lld bytes is too large for metadata (max %zu)", digest,
                     (long long)st.st_size, max);
-  size_t n = (size_t)st.st_size, got = 0;
-  char *buf = hv_xmalloc0(n + 1);
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      free(buf);
-      return hv_error(err, r < 0 ? errno : 0, "read blob %s", digest);
-    }
-    got += (size_t)r;
-  }
+  size_t n = (size_t)st.st_size;
+  char *buf = hv_read_fd_exact(fd, n);
+  if (!buf)
+    return hv_error(err, errno, "read blob %s", digest);
   char actual[72];
   hv_sha256_buf(buf, n, actual);
   if (strcmp(actual, digest) != 0) {

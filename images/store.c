@@ -38,6 +38,24 @@ int hv_openat_in_root(int dirfd, const char *path, int flags, mode_t mode) {
                      RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
+char *hv_read_fd_exact(int fd, size_t n) {
+  char *buf = hv_xmalloc0(n + 1);
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      if (r == 0)
+        errno = 0; /* shrank under us: no errno to report */
+      free(buf);
+      return NULL;
+    }
+    got += (size_t)r;
+  }
+  return buf;
+}
+
 int hv_read_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
                hv_error_t *err) {
   cleanup_close int fd = hv_openat_beneath(dirfd, path, O_RDONLY, 0);
@@ -49,18 +67,10 @@ int hv_read_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
   if ((uint64_t)st.st_size > max)
     return hv_error(err, 0, "`%s` is too large (%lld bytes, max %zu)", path,
                     (long long)st.st_size, max);
-  size_t n = (size_t)st.st_size, got = 0;
-  char *buf = hv_xmalloc0(n + 1);
-  while (got < n) {
-    ssize_t r = read(fd, buf + got, n - got);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      free(buf);
-      return hv_error(err, r < 0 ? errno : 0, "read `%s`", path);
-    }
-    got += (size_t)r;
-  }
+  size_t n = (size_t)st.st_size;
+  char *buf = hv_read_fd_exact(fd, n);
+  if (!buf)
+    return hv_error(err, errno, "read `%s`", path);
   *out = buf;
   if (len)
     *len = n;

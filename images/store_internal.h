@@ -78,6 +78,9 @@ int hv_rm_rf_at(int dirfd, const char *name);
 /* openat2() with RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS (raw syscall). */
 int hv_openat_beneath(int dirfd, const char *path, int flags, mode_t mode);
 int hv_openat_in_root(int dirfd, const char *path, int flags, mode_t mode);
+/* Read exactly n bytes from fd into a new NUL-terminated buffer; NULL with
+ * errno set (0 if the file ended early) on failure. */
+char *hv_read_fd_exact(int fd, size_t n);
 /* Read a small file through hv_openat_beneath. */
 int hv_read_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
                hv_error_t *err);
