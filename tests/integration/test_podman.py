@@ -122,3 +122,33 @@ def test_detached_exec_pause_stop(podman, name):
     podman("stop", "--time", "1", name)
     assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "exited"
     podman("rm", name)
+
+
+def cgroup_values(podman, name, files):
+    """Read cgroup files as the container sees them (its v1 mounts show its
+    own cgroup), one value a line, in order."""
+    script = "; ".join("cat /sys/fs/cgroup/%s" % f for f in files)
+    return podman("exec", name, "sh", "-c", script).stdout.split()
+
+
+def test_run_cpus(podman, name):
+    r = podman("run", "--rm", "--name", name, "--network", "none", "--cpus", "0.5", *ULIMITS,
+               IMAGE, "sh", "-c",
+               "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    assert r.stdout.split() == ["50000", "100000"]
+
+
+def test_run_pids_limit(podman, name):
+    r = podman("run", "--rm", "--name", name, "--network", "none", "--pids-limit", "16", *ULIMITS,
+               IMAGE, "cat", "/sys/fs/cgroup/pids/pids.max")
+    assert r.stdout.split() == ["16"]
+
+
+def test_update_running_container(podman, name):
+    files = ["memory/memory.limit_in_bytes", "cpu/cpu.cfs_quota_us", "cpu/cpu.cfs_period_us"]
+    podman("run", "-d", "--name", name, "--network", "none", "--memory", "64m", "--cpus", "0.5",
+           *ULIMITS, IMAGE, "sleep", "1000")
+    assert cgroup_values(podman, name, files) == [str(64 << 20), "50000", "100000"]
+    podman("update", "--memory", "128m", "--cpus", "1", name)
+    assert cgroup_values(podman, name, files) == [str(128 << 20), "100000", "100000"]
+    assert podman("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "running"
