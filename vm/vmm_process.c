@@ -118,12 +118,20 @@ struct vmm {
   int started_efd;              /* signalled once the workload runs */
   int stdin_src, stdin_dst;     /* stdin relay (see stdin_thread), -1 = none */
   pthread_mutex_t write_lock;   /* one writer at a time on guest_fd */
+  uint64_t pending;             /* signals sent before "started" (under write_lock) */
   char line[512];
   size_t used;
 };
 
 static bool default_ignored(int sig) {
   return sig == SIGCHLD || sig == SIGCONT || sig == SIGWINCH || sig == SIGURG;
+}
+
+static void write_signal(struct vmm *v, int sig) {
+  char msg[32];
+  int n = snprintf(msg, sizeof msg, "signal %d\n", sig);
+  if (write(v->guest_fd, msg, (size_t)n) < 0)
+    hv_debug("VMM: forward signal %d: %s", sig, strerror(errno));
 }
 
 /* Forward a signal; before `start` there is no workload yet, and a
@@ -135,11 +143,25 @@ static void forward_signal(struct vmm *v, int sig) {
       _exit(128 + sig);
     return;
   }
-  char msg[32];
-  int n = snprintf(msg, sizeof msg, "signal %d\n", sig);
   pthread_mutex_lock(&v->write_lock);
-  if (write(v->guest_fd, msg, (size_t)n) < 0)
-    hv_debug("VMM: forward signal %d: %s", sig, strerror(errno));
+  /* While the guest boots, its init has not opened the control channel,
+   * and the guest's console drops what arrives on a port nobody has open:
+   * keep the signal until the init reports "started" (send_pending). */
+  if (atomic_load(&v->guest_pid) == 0)
+    v->pending |= 1ULL << (sig - 1);
+  else
+    write_signal(v, sig);
+  pthread_mutex_unlock(&v->write_lock);
+}
+
+/* The workload runs: deliver what was sent while the guest booted. */
+static void send_pending(struct vmm *v, int pid) {
+  pthread_mutex_lock(&v->write_lock);
+  atomic_store(&v->guest_pid, pid);
+  for (int sig = 1; sig <= 64; sig++)
+    if (v->pending & (1ULL << (sig - 1)))
+      write_signal(v, sig);
+  v->pending = 0;
   pthread_mutex_unlock(&v->write_lock);
 }
 
@@ -152,8 +174,8 @@ static void guest_lines(struct vmm *v, const char *buf, size_t n) {
     }
     v->line[v->used] = 0;
     int pid;
-    if (sscanf(v->line, "started %d", &pid) == 1) {
-      atomic_store(&v->guest_pid, pid);
+    if (sscanf(v->line, "started %d", &pid) == 1 && pid > 0) {
+      send_pending(v, pid);
       uint64_t one = 1;
       if (write(v->started_efd, &one, sizeof one) < 0) {
         /* only the stdin relay waits for it */
