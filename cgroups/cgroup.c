@@ -455,6 +455,15 @@ static int collect(const char *dir, pid_t **pids, size_t *n) {
 
 int cg_collect_pids(const char *dir, pid_t **pids, size_t *n) { return collect(dir, pids, n); }
 
+bool hv_cg_stored_is_frozen(const char *stored) {
+  struct hv_cgroup *cg = NULL;
+  if (!stored || hv_cg_open(stored, &cg, NULL) < 0)
+    return false;
+  bool f = hv_cg_is_frozen(cg);
+  hv_cg_free(cg);
+  return f;
+}
+
 int hv_cg_pids(struct hv_cgroup *cg, pid_t **pids, size_t *n, hv_error_t *err) {
   *pids = NULL;
   *n = 0;

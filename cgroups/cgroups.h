@@ -33,6 +33,8 @@ int hv_cg_enter(struct hv_cgroup *cg, pid_t pid, hv_error_t *err);
 int hv_cg_update(struct hv_cgroup *cg, const struct hv_oci_resources *r, hv_error_t *err);
 int hv_cg_freeze(struct hv_cgroup *cg, bool frozen, hv_error_t *err);
 bool hv_cg_is_frozen(struct hv_cgroup *cg);
+/* The same from the string kept in state (NULL or unopenable: false). */
+bool hv_cg_stored_is_frozen(const char *stored);
 int hv_cg_pids(struct hv_cgroup *cg, pid_t **pids, size_t *n, hv_error_t *err);
 /* Kill every process in it (SIGKILL), then remove every directory. */
 int hv_cg_destroy(struct hv_cgroup *cg, hv_error_t *err);

@@ -431,15 +431,6 @@ int ns_container_wait(struct hv_context *ctx, struct hv_state *st, int *exit_sta
 
 /* ---------------- kill / destroy ---------------- */
 
-static bool cg_frozen(const struct hv_state *st) {
-  struct hv_cgroup *cg = NULL;
-  if (!st->cgroup_path || hv_cg_open(st->cgroup_path, &cg, NULL) < 0)
-    return false;
-  bool f = hv_cg_is_frozen(cg);
-  hv_cg_free(cg);
-  return f;
-}
-
 int ns_container_kill(struct hv_context *ctx, struct hv_state *st, int sig, bool all,
                           hv_error_t *err) {
   (void)ctx;
@@ -464,7 +455,7 @@ int ns_container_kill(struct hv_context *ctx, struct hv_state *st, int sig, bool
   }
   if (kill(st->pid, sig) < 0)
     return hv_error(err, errno, "kill container `%s` (pid %d)", st->id, st->pid);
-  if (sig == SIGKILL && cg_frozen(st)) {
+  if (sig == SIGKILL && hv_cg_stored_is_frozen(st->cgroup_path)) {
     struct hv_cgroup *cg = NULL;
     if (hv_cg_open(st->cgroup_path, &cg, NULL) == 0)
       hv_cg_freeze(cg, false, NULL);
@@ -599,5 +590,5 @@ int ns_container_stats(struct hv_context *ctx, struct hv_state *st, json_t **out
 
 bool ns_container_is_paused(struct hv_context *ctx, struct hv_state *st) {
   (void)ctx;
-  return ns_pid_alive(st) && cg_frozen(st);
+  return ns_pid_alive(st) && hv_cg_stored_is_frozen(st->cgroup_path);
 }

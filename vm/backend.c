@@ -45,15 +45,6 @@ static int open_cgroup(const struct hv_state *st, struct hv_cgroup **cg, hv_erro
   return hv_cg_open(st->cgroup_path, cg, err);
 }
 
-static bool cg_frozen(const struct hv_state *st) {
-  struct hv_cgroup *cg = NULL;
-  if (!st->cgroup_path || hv_cg_open(st->cgroup_path, &cg, NULL) < 0)
-    return false;
-  bool f = hv_cg_is_frozen(cg);
-  hv_cg_free(cg);
-  return f;
-}
-
 static void thaw(const struct hv_state *st) {
   struct hv_cgroup *cg = NULL;
   if (st->cgroup_path && hv_cg_open(st->cgroup_path, &cg, NULL) == 0 && hv_cg_is_frozen(cg))
@@ -320,7 +311,7 @@ static int vm_kill(struct hv_context *ctx, struct hv_state *st, int sig, bool al
     thaw(st); /* frozen tasks die only once thawed */
     return 0;
   }
-  if (cg_frozen(st))
+  if (hv_cg_stored_is_frozen(st->cgroup_path))
     return hv_error(err, 0, "vm `%s` is paused: only SIGKILL reaches it (resume it first)",
                     st->id);
   if (send_signal(ctx, st, sig, err) < 0)
@@ -397,7 +388,7 @@ static int vm_resume(struct hv_context *ctx, struct hv_state *st, hv_error_t *er
 
 static bool vm_is_paused(struct hv_context *ctx, struct hv_state *st) {
   (void)ctx;
-  return vmm_alive(st) && cg_frozen(st);
+  return vmm_alive(st) && hv_cg_stored_is_frozen(st->cgroup_path);
 }
 
 /* Host pids: the VMM (and QEMU with that engine).  The guest's own pids
