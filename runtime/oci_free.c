@@ -23,6 +23,7 @@ static void caps_free(struct hv_oci_capabilities *c) {
 }
 
 static void process_clear(struct hv_oci_process *p) {
+  free(p->json);
   free(p->user.additional_gids);
   free(p->user.username);
   hv_strv_free(p->args);

@@ -205,6 +205,8 @@ int oci_parse_process_obj(oci_ctx *c, json_t *j, struct hv_oci_process *p) {
   int r = oci_expect(c, j, JSON_OBJECT);
   if (r < 0)
     return r;
+  free(p->json);
+  p->json = json_dumps(j, JSON_COMPACT);
   if ((r = oci_get_bool(c, j, "terminal", &p->terminal, NULL)) < 0 ||
       (r = parse_console_size(c, j, p)) < 0 || (r = parse_user(c, j, &p->user)) < 0 ||
       (r = oci_get_strv(c, j, "args", false, &p->args)) < 0 ||

@@ -156,6 +156,8 @@ struct hv_oci_process {
   /* 1.2: scheduler, ioPriority, execCPUAffinity */
   char *io_priority_class; int io_priority;
   char *exec_cpu_affinity_initial, *exec_cpu_affinity_final;
+  char *json;                  /* the object as parsed, compact JSON (the VM
+                                * backend hands it to its guest agent) */
 };
 struct hv_oci_namespace { char *type; int flag; /* CLONE_NEW* */ char *path; };
 struct hv_oci_device {

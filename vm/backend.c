@@ -360,9 +360,13 @@ static int vm_destroy(struct hv_context *ctx, struct hv_state *st, bool force, h
 
 static int vm_exec(struct hv_context *ctx, struct hv_oci_config *cfg, struct hv_state *st,
                    const struct hv_exec_opts *o, int *exit_status, hv_error_t *err) {
-  (void)ctx, (void)cfg, (void)o, (void)exit_status;
-  return hv_error(err, ENOTSUP, "exec into vm `%s`: exec is not supported by the vm backend yet",
-                  st->id);
+  (void)cfg;
+  if (!vmm_alive(st))
+    return hv_error(err, 0, "exec into vm `%s`: it is not running", st->id);
+  cleanup_free char *sock = state_file(ctx, st->id, VMB_SOCK);
+  if (vmb_exec(sock, o, exit_status, err) < 0)
+    return hv_error_wrap(err, "exec into vm `%s`", st->id);
+  return 0;
 }
 
 static int freeze(struct hv_state *st, bool frozen, hv_error_t *err) {

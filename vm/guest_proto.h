@@ -29,15 +29,40 @@
  * bind mounts cannot be, and are reported on the kernel console and skipped),
  * linux.seccomp and linux.sysctl.
  *
- * Control channel protocol (/dev/hvc1): text lines, "\n"-terminated.
- *   host -> guest   "signal <n>\n"   send signal n to the workload (its
- *                                    process group when it has one)
- *   guest -> host   "started <pid>\n"  the workload was exec'd as guest pid
- *                   "exit <value>\n"   the workload ended; value is the
+ * Control channel protocol (/dev/hvc1): text lines, "\n"-terminated, at
+ * most HV_AGENT_LINE_MAX bytes.  <s> is a session: 0 is the workload, 1.. are
+ * `hvrun exec` processes.  Byte payloads are hex, at most HV_AGENT_CHUNK
+ * bytes per line.
+ *   host -> guest   "signal <n>"       send signal n to the workload (its
+ *                                      process group when it has one)
+ *                   "in <s> <hex>"     stdin bytes for session s (s = 0 only
+ *                                      when process.terminal is false; a
+ *                                      terminal workload reads /dev/hvc0)
+ *                   "eof <s>"          close session s's stdin
+ *                   "exec <s> <json>"  start an OCI process object (one line,
+ *                                      compact JSON) as session s, with the
+ *                                      config's linux.seccomp, in the root
+ *                   "kill <s> <n>"     signal n to exec session s's group
+ *                   "hangup <s>"       the host side of s is gone: SIGHUP its
+ *                                      group, drop its output
+ *   guest -> host   "started <pid>"    the workload was exec'd as guest pid
+ *                   "exit <value>"     the workload ended; value is the
  *                                      hypercall value below, in decimal.
  *                                      Sent before the hypercall, because
  *                                      QEMU's isa-debug-exit status only
  *                                      keeps 7 bits of it.
+ *                   "ack <s> <n>"      n stdin bytes of s were handed to the
+ *                                      process: the sender may send n more.
+ *                                      Senders keep at most
+ *                                      HV_AGENT_STDIN_WINDOW bytes unacked,
+ *                                      so a process that does not read its
+ *                                      stdin never stalls the channel.
+ *                   "exec-started <s> <pid>"
+ *                   "exec-error <s> <text>"   session s could not start
+ *                   "out <s> <1|2> <hex>"     session s's stdout/stderr (a
+ *                                             terminal session sends all as 1)
+ *                   "exec-exit <s> <status>"  s ended; status as a shell
+ *                                             prints it (code or 128+sig)
  *   Unknown lines are ignored (forward compatible).
  *
  * Exit: a 32-bit OUT to HV_HCALL_PORT (vmm.h) with the exit code, or the
@@ -76,6 +101,29 @@
 #define HV_GUEST_SEED_PATH "/hvrun/seed"
 #define HV_GUEST_SEED_LEN 64
 #define HV_GUEST_INIT_PATH "/init"
+
+#define HV_AGENT_LINE_MAX 65536
+#define HV_AGENT_CHUNK 2048
+#define HV_AGENT_STDIN_WINDOW 65536
+
+/* agent_proto.c: shared by the guest init, the VMM and the exec client. */
+void hv_agent_hex_encode(const void *data, size_t len, char *out); /* out: 2*len+1 */
+/* Decode a whole hex string into at most `max` bytes; -1 if malformed. */
+ssize_t hv_agent_hex_decode(const char *hex, void *out, size_t max);
+struct hv_agent_lines {
+  char buf[HV_AGENT_LINE_MAX];
+  size_t used;
+  bool overflow;                /* dropping an over-long line */
+};
+void hv_agent_lines_init(struct hv_agent_lines *l);
+void hv_agent_lines_feed(struct hv_agent_lines *l, const char *buf, size_t n,
+                         void (*fn)(void *arg, char *line), void *arg);
+/* write() all of buf, waiting on POLLOUT for a non-blocking fd. */
+int hv_agent_write_all(int fd, const void *buf, size_t len);
+/* Send data as "<verb> <session> [<stream>] <hex>" lines of at most
+ * HV_AGENT_CHUNK bytes each (stream < 0: no stream field). */
+int hv_agent_send_data(int fd, const char *verb, unsigned session, int stream, const void *data,
+                       size_t len);
 
 /* Is /dev/kvm provided by PVM (kvm_pvm)? */
 bool hv_host_is_pvm(void);

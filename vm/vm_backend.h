@@ -34,6 +34,8 @@
 #define HVRUN_VM_BACKEND_H
 #include "guest_proto.h"
 #include "../cgroups/cgroups.h"
+#include <pthread.h>
+#include <stdatomic.h>
 
 #define VMB_FIFO "exec.fifo"
 #define VMB_SOCK "control.sock"
@@ -123,6 +125,48 @@ struct vmb_spawn {
   pid_t pid;                    /* out: V */
 };
 int vmb_vmm_spawn(struct vmb_spawn *s, hv_error_t *err);
+/* ---- vmm_control.c: V's control thread and stdin relay ---- */
+#define VMB_MAX_CLIENTS 32
+struct vmb_client {
+  int fd;                       /* -1: free slot */
+  unsigned session;             /* exec session, 0 before "exec" */
+  bool exec_sent;               /* the guest knows the session */
+  char *exec_line;              /* "exec S JSON\n" waiting for "started" */
+  struct hv_agent_lines *lines;
+};
+struct vmb_control {
+  int listen_fd;                /* control.sock */
+  int guest_fd;                 /* our end of the guest's control channel */
+  int sig_fd;                   /* signalfd of the signals V forwards */
+  bool stdin_relay;             /* feed STDIN as session 0 (no terminal) */
+  int stdin_src;
+  atomic_bool booting;          /* the VM has been started */
+  atomic_int guest_pid;         /* from "started P" */
+  int started_efd;              /* signalled once the workload runs */
+  pthread_mutex_t write_lock;   /* one writer at a time on guest_fd */
+  pthread_mutex_t state_lock;   /* pending, stdin_inflight, guest_fd = -1 */
+  pthread_cond_t credit;        /* stdin_inflight went down */
+  uint64_t pending;             /* signals sent before "started" */
+  size_t stdin_inflight;        /* bytes of session 0 not yet acked */
+  unsigned next_session;
+  struct hv_agent_lines guest_lines;
+  struct vmb_client clients[VMB_MAX_CLIENTS];
+};
+/* Start the control thread (and the stdin relay if stdin_relay). */
+int vmb_control_start(struct vmb_control *v, hv_error_t *err);
+void vmb_control_forward_signal(struct vmb_control *v, int sig);
+
+/* ---- vm_exec.c: `hvrun exec` into a VM, through its guest agent ---- */
+int vmb_exec(const char *sock_path, const struct hv_exec_opts *o, int *exit_status,
+             hv_error_t *err);
+
+/* process.terminal: open a pty, make its slave raw (the guest's tty does
+ * the line discipline), set process.consoleSize, send the master to
+ * console_socket; *slave is ours. */
+int vmb_console_pty(const char *console_socket, const struct hv_oci_process *p, int *slave,
+                    hv_error_t *err);
+/* Connect to a VMM's control socket (any path length). */
+int vmb_control_connect(const char *sock_path, hv_error_t *err);
 /* Send one request line to a VMM's control socket; the reply line (without
  * "\n") goes to reply if given. */
 int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,

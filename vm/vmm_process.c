@@ -6,15 +6,8 @@
  * `start` it loads its seccomp filter and boots the VM (hv_vm_run, or
  * hv_vm_run_qemu for --engine qemu), then exits with the workload's status.
  *
- * Its control thread serves control.sock and the guest's control channel
- * (/dev/hvc1, guest_proto.h):
- *   client -> V    "signal N"   forwarded to the guest as "signal N"
- *                  "guest-pid"  answered "pid P" (from the guest's
- *                               "started P" line, 0 before that)
- *   V -> client    "ok" / "pid P" / "error TEXT"
- * Signals sent to V itself (it is pid 1 of its pid namespace, so only
- * those with a handler arrive) are forwarded the same way; SIGKILL ends
- * V and with it the VM. */
+ * Its control thread (vmm_control.c) serves control.sock and the guest's
+ * control channel; SIGKILL ends V and with it the VM. */
 #include "vm_backend.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -38,10 +31,6 @@
 
 int hv_console_send(const char *socket_path, int master_fd, hv_error_t *err); /* ns/ns.h */
 
-/* Signals V forwards into the guest when they are sent to V itself. */
-static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
-                                SIGWINCH, SIGCONT, SIGALRM, SIGPWR};
-
 /* ---------------- control socket address ---------------- */
 
 /* sun_path holds 108 bytes and state dirs can be longer (pytest's temp
@@ -55,8 +44,7 @@ static int sock_addr(int dirfd, struct sockaddr_un *sa, hv_error_t *err) {
   return 0;
 }
 
-int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,
-                        hv_error_t *err) {
+int vmb_control_connect(const char *sock_path, hv_error_t *err) {
   cleanup_free char *dir = hv_xstrdup(sock_path);
   char *slash = strrchr(dir, '/');
   if (slash)
@@ -67,11 +55,23 @@ int vmb_control_request(const char *sock_path, const char *line, char *reply, si
   struct sockaddr_un sa;
   if (sock_addr(dirfd, &sa, err) < 0)
     return -1;
-  cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return hv_error(err, errno, "socket");
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    return hv_error(err, errno, "connect to the VMM's control socket `%s`", sock_path);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno;
+    close(fd);
+    return hv_error(err, e, "connect to the VMM's control socket `%s`", sock_path);
+  }
+  return fd;
+}
+
+int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,
+                        hv_error_t *err) {
+  int cfd = vmb_control_connect(sock_path, err);
+  if (cfd < 0)
+    return -1;
+  cleanup_close int fd = cfd;
   size_t len = strlen(line);
   if (write(fd, line, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
     return hv_error(err, errno, "write to the VMM's control socket");
@@ -107,187 +107,9 @@ int vmb_control_request(const char *sock_path, const char *line, char *reply, si
   return 0;
 }
 
-/* ---------------- V: control thread ---------------- */
-
-struct vmm {
-  int listen_fd;                /* control.sock */
-  int guest_fd;                 /* our end of the guest's control channel */
-  int sig_fd;                   /* signalfd of `forwarded` */
-  atomic_bool booting;          /* the VM has been started */
-  atomic_int guest_pid;         /* from "started P" */
-  int started_efd;              /* signalled once the workload runs */
-  int stdin_src, stdin_dst;     /* stdin relay (see stdin_thread), -1 = none */
-  pthread_mutex_t write_lock;   /* one writer at a time on guest_fd */
-  uint64_t pending;             /* signals sent before "started" (under write_lock) */
-  char line[512];
-  size_t used;
-};
-
-static bool default_ignored(int sig) {
-  return sig == SIGCHLD || sig == SIGCONT || sig == SIGWINCH || sig == SIGURG;
-}
-
-static void write_signal(struct vmm *v, int sig) {
-  char msg[32];
-  int n = snprintf(msg, sizeof msg, "signal %d\n", sig);
-  if (write(v->guest_fd, msg, (size_t)n) < 0)
-    hv_debug("VMM: forward signal %d: %s", sig, strerror(errno));
-}
-
-/* Forward a signal; before `start` there is no workload yet, and a
- * signal whose default action ends a process ends V, as it would end a
- * created container's waiting init. */
-static void forward_signal(struct vmm *v, int sig) {
-  if (!atomic_load(&v->booting)) {
-    if (!default_ignored(sig))
-      _exit(128 + sig);
-    return;
-  }
-  pthread_mutex_lock(&v->write_lock);
-  /* While the guest boots, its init has not opened the control channel,
-   * and the guest's console drops what arrives on a port nobody has open:
-   * keep the signal until the init reports "started" (send_pending). */
-  if (atomic_load(&v->guest_pid) == 0)
-    v->pending |= 1ULL << (sig - 1);
-  else
-    write_signal(v, sig);
-  pthread_mutex_unlock(&v->write_lock);
-}
-
-/* The workload runs: deliver what was sent while the guest booted. */
-static void send_pending(struct vmm *v, int pid) {
-  pthread_mutex_lock(&v->write_lock);
-  atomic_store(&v->guest_pid, pid);
-  for (int sig = 1; sig <= 64; sig++)
-    if (v->pending & (1ULL << (sig - 1)))
-      write_signal(v, sig);
-  v->pending = 0;
-  pthread_mutex_unlock(&v->write_lock);
-}
-
-static void guest_lines(struct vmm *v, const char *buf, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    if (buf[i] != '\n') {
-      if (v->used < sizeof v->line - 1)
-        v->line[v->used++] = buf[i];
-      continue;
-    }
-    v->line[v->used] = 0;
-    int pid;
-    if (sscanf(v->line, "started %d", &pid) == 1 && pid > 0) {
-      send_pending(v, pid);
-      uint64_t one = 1;
-      if (write(v->started_efd, &one, sizeof one) < 0) {
-        /* only the stdin relay waits for it */
-      }
-    }
-    v->used = 0;
-  }
-}
-
-static void serve_client(struct vmm *v, int fd) {
-  char buf[128];
-  size_t used = 0;
-  while (used < sizeof buf - 1 && !memchr(buf, '\n', used)) {
-    struct pollfd pf = {.fd = fd, .events = POLLIN};
-    if (poll(&pf, 1, 1000) <= 0)
-      return; /* a silent client does not hold up the VM */
-    ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
-    if (n <= 0)
-      return;
-    used += (size_t)n;
-  }
-  buf[used] = 0;
-  char *nl = strchr(buf, '\n');
-  if (nl)
-    *nl = 0;
-  char reply[64];
-  int sig;
-  if (sscanf(buf, "signal %d", &sig) == 1 && sig > 0 && sig < 65) {
-    snprintf(reply, sizeof reply, "ok\n");
-    if (write(fd, reply, strlen(reply)) < 0) {
-      /* The answer is a courtesy; the signal still goes. */
-    }
-    forward_signal(v, sig);
-    return;
-  }
-  if (!strcmp(buf, "guest-pid"))
-    snprintf(reply, sizeof reply, "pid %d\n", atomic_load(&v->guest_pid));
-  else
-    snprintf(reply, sizeof reply, "error unknown request\n");
-  if (write(fd, reply, strlen(reply)) < 0)
-    return;
-}
-
-static void *control_thread(void *arg) {
-  struct vmm *v = arg;
-  char buf[512];
-  for (;;) {
-    struct pollfd pf[3] = {{.fd = v->listen_fd, .events = POLLIN},
-                           {.fd = v->guest_fd, .events = POLLIN},
-                           {.fd = v->sig_fd, .events = POLLIN}};
-    if (poll(pf, 3, -1) < 0) {
-      if (errno == EINTR)
-        continue;
-      return NULL;
-    }
-    if (pf[0].revents & POLLIN) {
-      int c = accept4(v->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-      if (c >= 0) {
-        serve_client(v, c);
-        close(c);
-      }
-    }
-    if (pf[1].revents & (POLLIN | POLLHUP)) {
-      ssize_t n = read(v->guest_fd, buf, sizeof buf);
-      if (n > 0)
-        guest_lines(v, buf, (size_t)n);
-      else if (n == 0)
-        v->guest_fd = -1; /* the VM is gone; main is about to exit */
-    }
-    if (pf[2].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      if (read(v->sig_fd, &si, sizeof si) == sizeof si)
-        forward_signal(v, (int)si.ssi_signo);
-    }
-  }
-}
-
-/* Bytes written to the console before the guest has opened /dev/hvc0
- * are dropped by the guest (and by QEMU's virtconsole), so stdin is held
- * back until the workload runs: `echo x | hvrun vm -i ...` must not lose
- * x.  EOF closes the relay's end. */
-static void *stdin_thread(void *arg) {
-  struct vmm *v = arg;
-  uint64_t n;
-  while (read(v->started_efd, &n, sizeof n) < 0 && errno == EINTR)
-    ;
-  char buf[16384];
-  for (;;) {
-    ssize_t r = read(v->stdin_src, buf, sizeof buf);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      break;
-    for (ssize_t off = 0; off < r;) {
-      ssize_t w = write(v->stdin_dst, buf + off, (size_t)(r - off));
-      if (w < 0 && errno == EINTR)
-        continue;
-      if (w <= 0)
-        goto out;
-      off += w;
-    }
-  }
-out:
-  close(v->stdin_dst);
-  return NULL;
-}
-
-static bool is_dev_null(int fd) {
-  struct stat a, b;
-  return fstat(fd, &a) == 0 && stat("/dev/null", &b) == 0 && a.st_rdev == b.st_rdev &&
-         S_ISCHR(a.st_mode);
-}
+/* Signals V forwards into the guest when they are sent to V itself. */
+static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+                                SIGWINCH, SIGCONT, SIGALRM, SIGPWR};
 
 /* ---------------- V: setup ---------------- */
 
@@ -354,15 +176,8 @@ static int open_files(const struct vmb_spawn *s, struct vmm_setup *o, hv_error_t
   return 0;
 }
 
-/* process.terminal: a pty whose master goes to --console-socket and whose
- * slave, raw (the guest's own tty does the line discipline), is the VM's
- * console. */
-static int setup_console(const struct vmb_spawn *s, struct vmm_setup *o, hv_error_t *err) {
-  if (!s->process->terminal) {
-    o->console_in = STDIN_FILENO;
-    o->console_out = STDOUT_FILENO;
-    return 0;
-  }
+int vmb_console_pty(const char *console_socket, const struct hv_oci_process *p, int *slave_out,
+                    hv_error_t *err) {
   cleanup_close int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0)
     return hv_error(err, errno, "process.terminal: open a pty");
@@ -377,15 +192,29 @@ static int setup_console(const struct vmb_spawn *s, struct vmm_setup *o, hv_erro
     cfmakeraw(&t);
     tcsetattr(slave, TCSANOW, &t);
   }
-  if (s->process->has_console_size) {
-    struct winsize ws = {.ws_row = (unsigned short)s->process->console_size.height,
-                         .ws_col = (unsigned short)s->process->console_size.width};
+  if (p->has_console_size) {
+    struct winsize ws = {.ws_row = (unsigned short)p->console_size.height,
+                         .ws_col = (unsigned short)p->console_size.width};
     ioctl(slave, TIOCSWINSZ, &ws);
   }
-  if (hv_console_send(s->console_socket, master, err) < 0) {
+  if (hv_console_send(console_socket, master, err) < 0) {
     close(slave);
     return -1;
   }
+  *slave_out = slave;
+  return 0;
+}
+
+/* process.terminal: the VM's console is a pty (vmb_console_pty). */
+static int setup_console(const struct vmb_spawn *s, struct vmm_setup *o, hv_error_t *err) {
+  if (!s->process->terminal) {
+    o->console_in = STDIN_FILENO;
+    o->console_out = STDOUT_FILENO;
+    return 0;
+  }
+  int slave;
+  if (vmb_console_pty(s->console_socket, s->process, &slave, err) < 0)
+    return -1;
   o->console_in = o->console_out = slave;
   return 0;
 }
@@ -471,34 +300,22 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
     hv_error(&err, errno, "socketpair for the control channel");
     fail(sync_fd, &err);
   }
-  static struct vmm v;
+  /* Without a terminal the workload's stdin goes over the control channel
+   * (so EOF reaches it) and the console only carries its output. */
+  static struct vmb_control v;
   v.listen_fd = o.listen_fd;
   v.guest_fd = ctl[0];
   v.sig_fd = signalfd(-1, &set, SFD_CLOEXEC);
-  pthread_mutex_init(&v.write_lock, NULL);
-  pthread_t th;
-  v.started_efd = eventfd(0, EFD_CLOEXEC);
-  v.stdin_src = v.stdin_dst = -1;
-  if (v.sig_fd < 0 || v.started_efd < 0 ||
-      pthread_create(&th, NULL, control_thread, &v) != 0) {
-    hv_error(&err, errno, "start the VMM's control thread");
+  v.stdin_relay = !s->process->terminal;
+  v.stdin_src = STDIN_FILENO;
+  if (v.stdin_relay)
+    o.console_in = -1;
+  if (v.sig_fd < 0) {
+    hv_error(&err, errno, "signalfd");
     fail(sync_fd, &err);
   }
-  if (o.console_in == STDIN_FILENO && !is_dev_null(STDIN_FILENO)) {
-    int pfd[2];
-    pthread_t sth;
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
-      hv_error(&err, errno, "pipe for stdin");
-      fail(sync_fd, &err);
-    }
-    v.stdin_src = STDIN_FILENO;
-    v.stdin_dst = pfd[1];
-    o.console_in = pfd[0];
-    if (pthread_create(&sth, NULL, stdin_thread, &v) != 0) {
-      hv_error(&err, errno, "start the VMM's stdin relay");
-      fail(sync_fd, &err);
-    }
-  }
+  if (vmb_control_start(&v, &err) < 0)
+    fail(sync_fd, &err);
   report(sync_fd, "ready");
   close(sync_fd);
 

@@ -229,8 +229,8 @@ def test_oci_lifecycle_kill_reaches_workload(hv, guest):
     assert hv.state(cid)["status"] == "paused"
     hv.run("resume", cid, check=True)
     assert hv.state(cid)["status"] == "running"
-    r = hv.run("exec", cid, "true")
-    assert "exec is not supported by the vm backend" in one_line_error(r)
+    r = hv.run("exec", cid, "sh", "-c", "echo in-guest; exit 3")
+    assert r.returncode == 3 and r.stdout == "in-guest\n", r.stderr
     assert "cannot resize" in one_line_error(hv.run("update", "--memory", "512m", cid))
     hv.run("update", "--cpu-quota", "50000", "--cpu-period", "100000", cid, check=True)
     stats = json.loads(hv.run("events", "--stats", cid, check=True).stdout)["data"]
@@ -240,6 +240,92 @@ def test_oci_lifecycle_kill_reaches_workload(hv, guest):
     assert "got-TERM" in open(out).read()
     hv.run("delete", cid, check=True)
     assert not os.path.exists(os.path.join(hv.root, cid))
+    assert cgroup_dirs_named(cid) == []
+
+
+def test_oci_exec_through_agent(hv, guest):
+    """`hvrun exec` runs a process in the guest through the init's agent:
+    stdout, stderr, stdin with EOF, exit status, a missing binary, large
+    output, signals to the exec relay, a killed relay (the process gets
+    SIGHUP), --detach with --pid-file, and -t with a pty."""
+    b = vm_bundle(hv, guest, ["sh", "-c", "echo ready; exec sleep 1000"])
+    cid = hv.id("exec")
+    out = os.path.join(hv.tmp, "exec.out")
+    with open(out, "w") as f:
+        p = subprocess.run(hv.cmd("create", "--bundle", b, cid), stdout=f,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60)
+    assert p.returncode == 0, open(out).read()
+    # exec before start: the VM does not run yet
+    assert "not running" in one_line_error(hv.run("exec", cid, "true"))
+    hv.run("start", cid, check=True)
+    wait_for(lambda: "ready" in open(out).read(), timeout=60, what="workload ready")
+
+    r = hv.run("exec", cid, "sh", "-c", "echo out; echo err >&2; exit 3",
+               stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    data = os.urandom(300000).hex()  # bigger than the stdin window, many chunks
+    r = hv.run("exec", cid, "sh", "-c", "wc -c; echo end", input=data)
+    assert r.returncode == 0 and r.stdout.split() == [str(len(data)), "end"], r.stderr
+    r = hv.run("exec", cid, "sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x",
+               stdin=subprocess.DEVNULL)
+    assert r.returncode == 0 and r.stdout == "x" * 1000000, r.stderr[-300:]
+    r = hv.run("exec", "--env", "FOO=bar", "--cwd", "/tmp", cid, "sh", "-c", "echo $FOO $PWD",
+               stdin=subprocess.DEVNULL)
+    assert r.stdout == "bar /tmp\n", r.stderr
+    line = one_line_error(hv.run("exec", cid, "/no/such", stdin=subprocess.DEVNULL))
+    assert "/no/such" in line and "No such file" in line
+
+    # a signal to the relay reaches the guest process
+    p = hv.popen("exec", cid, "sleep", "100", stdin=subprocess.DEVNULL)
+    wait_for(lambda: "sleep 100" in hv.run("exec", cid, "ps", stdin=subprocess.DEVNULL).stdout,
+             timeout=30, what="exec'd sleep")
+    p.send_signal(15)
+    assert p.wait(timeout=30) == 128 + 15
+    # a killed relay hangs up its process
+    p = hv.popen("exec", cid, "sh", "-c", "trap 'echo hup > /tmp/hup; exit 0' HUP; "
+                 "while :; do sleep 0.1; done", stdin=subprocess.DEVNULL)
+    time.sleep(2)
+    p.kill()
+    p.wait()
+    wait_for(lambda: hv.run("exec", cid, "cat", "/tmp/hup",
+                            stdin=subprocess.DEVNULL).stdout == "hup\n",
+             timeout=30, what="SIGHUP reached the exec'd process")
+
+    # --detach --pid-file: the pid is the relay, which exits with the process
+    pidf = os.path.join(hv.tmp, "exec.pid")
+    hv.run("exec", "--detach", "--pid-file", pidf, cid, "sh", "-c", "sleep 1; exit 9",
+           check=True, stdin=subprocess.DEVNULL)
+    relay = int(open(pidf).read())
+    wait_for(lambda: not os.path.exists("/proc/%d/cmdline" % relay) or
+             open("/proc/%d/stat" % relay).read().split()[2] == "Z",
+             timeout=30, what="detached relay exits")
+
+    # -t: hvrun's own console socket, a pty in the guest
+    import pty
+    m, s = pty.openpty()
+    p = subprocess.Popen(hv.cmd("exec", "-t", cid, "sh", "-c", "tty; read x; echo got-$x"),
+                         stdin=s, stdout=s, stderr=s, start_new_session=True)
+    os.close(s)
+    time.sleep(1)
+    os.write(m, b"hello\r")
+    got = b""
+    deadline = time.time() + 30
+    while b"got-hello" not in got and time.time() < deadline:
+        try:
+            d = os.read(m, 1000)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+    os.close(m)
+    assert p.wait(timeout=30) == 0
+    assert b"/dev/pts/" in got and b"got-hello" in got, got
+
+    hv.run("kill", cid, "KILL", check=True)
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", timeout=30, what="vm stopped")
+    assert "it is stopped" in one_line_error(hv.run("exec", cid, "true"))
+    hv.run("delete", cid, check=True)
     assert cgroup_dirs_named(cid) == []
 
 
@@ -347,6 +433,10 @@ def test_podman_runs_a_vm(guest):
           "sleep", "1000")
         wait_for(lambda: p("inspect", "--format", "{{.State.Status}}", name).stdout.strip()
                  == "running", timeout=60, what="podman vm running")
+        # podman exec (conmon: runtime exec --detach --pid-file), in the guest
+        r = p("exec", name, "sh", "-c", "echo exec-in-vm $(cat /proc/1/comm); exit 2",
+              check=False)
+        assert r.returncode == 2 and r.stdout == "exec-in-vm init\n", r.stderr
         p("stop", "--time", "2", name)
         assert p("inspect", "--format", "{{.State.Status}}", name).stdout.strip() == "exited"
         p("rm", name)

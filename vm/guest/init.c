@@ -137,7 +137,7 @@ static int read_config(struct hv_oci_config **cfg, hv_error_t *err) {
 /* In the workload child: stdio on the workload console, then the shared
  * finalize-and-exec path.  Failures go back to PID 1 over `errfd`. */
 static void __attribute__((noreturn)) workload_child(const struct hv_oci_config *cfg, int tty_fd,
-                                                     int errfd) {
+                                                     int stdin_fd, int errfd) {
   hv_error_t err = NULL;
   const struct hv_oci_process *p = cfg->process;
   sigset_t none;
@@ -170,6 +170,10 @@ static void __attribute__((noreturn)) workload_child(const struct hv_oci_config 
     if (tty_fd > 2)
       close(tty_fd);
   }
+  if (stdin_fd >= 0 && dup2(stdin_fd, 0) < 0) {
+    hv_error(&err, errno, "dup2 stdin");
+    goto out;
+  }
   ns_finalize_and_exec(p, cfg->linux.seccomp, &err);
   if (!err)
     hv_error(&err, 0, "exec `%s` returned", p->args[0]);
@@ -189,39 +193,28 @@ static uint32_t status_to_hcall(int st) {
   return (uint32_t)WEXITSTATUS(st) & 0xff;
 }
 
-/* Lines from the host: "signal <n>" forwards n to the workload. */
-static void control_handle(char *buf, size_t *used, pid_t workload) {
-  char *nl;
-  while ((nl = memchr(buf, '\n', *used))) {
-    *nl = '\0';
-    int sig;
-    if (sscanf(buf, "signal %d", &sig) == 1 && sig > 0 && sig < NSIG) {
-      /* The workload is a session (and group) leader: signal the group, as
-       * a shell's job control would, falling back to the process. */
-      if (kill(-workload, sig) < 0 && kill(workload, sig) < 0)
-        guest_log("signal %d to pid %d: %s", sig, (int)workload, strerror(errno));
-    }
-    size_t consumed = (size_t)(nl + 1 - buf);
-    memmove(buf, nl + 1, *used - consumed);
-    *used -= consumed;
-  }
-  if (*used == 512) /* an over-long line: drop it */
-    *used = 0;
+static void control_line(void *arg, char *line) {
+  (void)arg;
+  agent_control_line(line);
 }
 
-/* PID 1's loop: reap everything, forward control-channel signals, return
- * the workload's wait status once it has ended. */
+/* PID 1's loop: reap everything, serve the control channel (agent.c),
+ * return the workload's wait status once it has ended. */
 static int supervise(pid_t workload, int sigfd) {
-  char buf[512];
-  size_t used = 0;
+  static struct hv_agent_lines lines;
+  hv_agent_lines_init(&lines);
   for (;;) {
-    struct pollfd pf[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = control_fd, .events = POLLIN}};
-    if (poll(pf, control_fd >= 0 ? 2 : 1, -1) < 0) {
+    struct pollfd pf[2 + 3 * 33];
+    pf[0] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+    pf[1] = (struct pollfd){.fd = control_fd, .events = POLLIN};
+    int na = agent_pollfds(pf + 2, (int)(sizeof pf / sizeof pf[0]) - 2);
+    if (poll(pf, (nfds_t)(2 + na), -1) < 0) {
       if (errno == EINTR)
         continue;
       guest_log("poll: %s", strerror(errno));
       report_and_halt(HV_HCALL_PANIC | PANIC_SPAWN);
     }
+    agent_handle_poll(pf + 2, na);
     if (pf[0].revents & POLLIN) {
       struct signalfd_siginfo si;
       if (read(sigfd, &si, sizeof si) < 0 && errno != EAGAIN)
@@ -231,15 +224,16 @@ static int supervise(pid_t workload, int sigfd) {
       while ((p = waitpid(-1, &st, WNOHANG)) > 0)
         if (p == workload)
           return st;
+        else
+          agent_child_exited(p, st);
     }
     if (control_fd >= 0 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      ssize_t n = read(control_fd, buf + used, sizeof buf - used);
-      if (n > 0) {
-        used += (size_t)n;
-        control_handle(buf, &used, workload);
-      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+      char buf[4096];
+      ssize_t n = read(control_fd, buf, sizeof buf);
+      if (n > 0)
+        hv_agent_lines_feed(&lines, buf, (size_t)n, control_line, NULL);
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
         control_fd = -1; /* host went away; keep running the workload */
-      }
     }
   }
 }
@@ -291,7 +285,13 @@ int main(void) {
   sigaddset(&mask, SIGCHLD);
   sigprocmask(SIG_BLOCK, &mask, NULL);
   int sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  int errpipe[2];
+  /* Without a terminal, stdin is a pipe fed by "in 0" lines, so the
+   * host's EOF reaches the workload ("eof 0"); a tty has no EOF. */
+  int errpipe[2], inpipe[2] = {-1, -1};
+  if (control_fd >= 0 && !cfg->process->terminal && pipe2(inpipe, O_CLOEXEC) < 0) {
+    hv_error(&err, errno, "stdin pipe");
+    fail(PANIC_SPAWN, &err);
+  }
   if (sigfd < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
     hv_error(&err, errno, "signalfd/pipe");
     fail(PANIC_SPAWN, &err);
@@ -303,9 +303,11 @@ int main(void) {
   }
   if (pid == 0) {
     close(errpipe[0]);
-    workload_child(cfg, tty_fd, errpipe[1]);
+    workload_child(cfg, tty_fd, inpipe[0], errpipe[1]);
   }
   close(errpipe[1]);
+  if (inpipe[0] >= 0)
+    close(inpipe[0]);
   if (tty_fd >= 0)
     close(tty_fd);
   /* The pipe closes on a successful exec (O_CLOEXEC) and carries the
@@ -319,6 +321,7 @@ int main(void) {
     waitpid(pid, NULL, 0);
     fail(PANIC_EXEC, &err);
   }
+  agent_init(control_fd, cfg, pid, inpipe[1]);
   control_send("started %d\n", (int)pid);
 
   int st = supervise(pid, sigfd);

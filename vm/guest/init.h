@@ -16,4 +16,15 @@ int guest_sysctl_apply(const struct hv_oci_config *cfg, hv_error_t *err);
 
 /* One line "hvrun-init: <msg>" on the kernel console (stderr of PID 1). */
 void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* agent.c: sessions of the agent protocol (vm/guest_proto.h).  stdin_fd is
+ * the write end of the workload's stdin pipe (session 0), or -1. */
+struct pollfd;
+void agent_init(int control_fd, const struct hv_oci_config *cfg, pid_t workload, int stdin_fd);
+/* One line from the host (without "\n"). */
+void agent_control_line(char *line);
+/* The session fds to poll (at most max entries), and what they reported. */
+int agent_pollfds(struct pollfd *pf, int max);
+void agent_handle_poll(const struct pollfd *pf, int n);
+/* A reaped child: true if it was an exec session (it is reported and freed). */
+bool agent_child_exited(pid_t pid, int status);
 #endif
