@@ -446,6 +446,14 @@ static int vm_stats(struct hv_context *ctx, struct hv_state *st, json_t **out, h
   if (st->extra)
     json_object_update(vm, st->extra);
   json_object_set_new(*out, "vm", vm);
+  /* The workload's own cgroup in the guest (v2): its memory, pids, cpu and
+   * OOM kills, in the same shape as a container's. */
+  cleanup_free char *gs = NULL;
+  json_t *guest = NULL;
+  if (gpid > 0 && vmb_control_query(sock, "guest-stats", &gs, NULL) == 0 &&
+      !strncmp(gs, "stats ", 6))
+    guest = json_loads(gs + 6, JSON_DECODE_ANY, NULL);
+  json_object_set_new(*out, "guest", guest ? guest : json_null());
   return 0;
 }
 

@@ -45,6 +45,7 @@
  *                   "kill <s> <n>"     signal n to exec session s's group
  *                   "hangup <s>"       the host side of s is gone: SIGHUP its
  *                                      group, drop its output
+ *                   "stats"            ask for the workload cgroup's stats
  *   guest -> host   "started <pid>"    the workload was exec'd as guest pid
  *                   "exit <value>"     the workload ended; value is the
  *                                      hypercall value below, in decimal.
@@ -63,6 +64,9 @@
  *                                             terminal session sends all as 1)
  *                   "exec-exit <s> <status>"  s ended; status as a shell
  *                                             prints it (code or 128+sig)
+ *                   "stats <json>"     runc's events "data" object for the
+ *                                      workload's cgroup in the guest (v2),
+ *                                      or "null"
  *   Unknown lines are ignored (forward compatible).
  *
  * Exit: a 32-bit OUT to HV_HCALL_PORT (vmm.h) with the exit code, or the

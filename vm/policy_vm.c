@@ -265,9 +265,12 @@ static int check_unsupported(const struct hv_oci_config *c, hv_error_t *err) {
   if (r->network.has_class_id || r->network.n_priorities)
     return hv_error(err, 0, "linux.resources.network: the vm backend has no network device to "
                             "classify or prioritise");
-  if (r->memory.has_limit && r->memory.limit > 0 && (uint64_t)r->memory.limit < VMB_MIN_MEM)
+  if (r->memory.has_limit && r->memory.limit > 0 &&
+      (uint64_t)r->memory.limit + VMB_GUEST_HEADROOM < VMB_MIN_MEM)
     return hv_error(err, 0, "linux.resources.memory.limit: %lld bytes is below the vm backend's "
-                            "minimum guest RAM of %llu MiB", (long long)r->memory.limit,
+                            "minimum of %llu MiB (guest RAM is the limit + %llu MiB for the "
+                            "guest kernel, at least %llu MiB)", (long long)r->memory.limit,
+                    (VMB_MIN_MEM - VMB_GUEST_HEADROOM) >> 20, VMB_GUEST_HEADROOM >> 20,
                     VMB_MIN_MEM >> 20);
   return 0;
 }
@@ -278,6 +281,9 @@ int vmb_check_update(const struct hv_oci_resources *r, hv_error_t *err) {
                             "(it is fixed at boot)");
   if (r->network.has_class_id || r->network.n_priorities)
     return hv_error(err, 0, "update: network: the vm backend has no network device");
+  if (r->pids.has_limit)
+    return hv_error(err, 0, "update: pids: the vm backend sets the workload's pids limit in the "
+                            "guest at boot and cannot change it");
   return 0;
 }
 
@@ -341,13 +347,11 @@ int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_err
 
   const struct hv_oci_resources *r = &cfg->linux.resources;
   p->vcpus = vcpus_for(r);
-  int64_t tasks = vmb_vmm_tasks(p);
-  if (r->pids.has_limit && r->pids.limit > 0 && r->pids.limit < tasks)
-    return hv_error(err, 0, "linux.resources.pids.limit: %lld: the vm backend applies it to the "
-                            "VMM's host tasks (guest processes are not host tasks), which need "
-                            "at least %lld", (long long)r->pids.limit, (long long)tasks);
+  /* The workload's limit is memory.max of its cgroup in the guest; guest
+   * RAM adds room for the guest kernel and init on top. */
   p->mem_bytes = r->memory.has_limit && r->memory.limit > 0
-                     ? ((uint64_t)r->memory.limit & ~((1ULL << 20) - 1))
+                     ? (((uint64_t)r->memory.limit + (1ULL << 20) - 1) & ~((1ULL << 20) - 1)) +
+                           VMB_GUEST_HEADROOM
                      : VMB_DEFAULT_MEM;
 
   const char *dev = getenv("HVRUN_KVM_DEV");
@@ -385,10 +389,10 @@ void vmb_vmm_resources(struct hv_oci_resources *r, const struct vmb_plan *p) {
   }
   r->memory.has_limit = true;
   r->memory.limit = limit;
-  if (!r->pids.has_limit || r->pids.limit <= 0) {
-    r->pids.has_limit = true;
-    r->pids.limit = vmb_vmm_tasks(p);
-  }
+  /* The config's pids limit is the guest workload's; the VMM gets its own
+   * task budget. */
+  r->pids.has_limit = true;
+  r->pids.limit = vmb_vmm_tasks(p);
   r->present = true;
 }
 
@@ -400,19 +404,23 @@ json_t *vmb_features(void) {
                    "capabilities, no_new_privs, seccomp allow-list)",
       "engines", "hvrun", "qemu",
       "policy",
-      "memory", "guest RAM (default 256 MiB, minimum 64 MiB); the VMM cgroup's memory limit is "
-                "guest RAM + VMM overhead",
+      "memory", "the workload's cgroup memory.max in the guest (cgroup v2, OOM kills counted "
+                "in events --stats .guest); guest RAM = limit + 32 MiB for the guest kernel "
+                "(default 256 MiB, at least 64 MiB); the VMM cgroup's memory limit is guest RAM "
+                "+ VMM overhead",
       "memory_swap", "VMM cgroup memsw limit (same margin over the limit)",
-      "cpus", "vCPUs = ceil(quota/period) (at most the host's CPUs) + the VMM cgroup's CPU quota",
+      "cpus", "vCPUs = ceil(quota/period) (at most the host's CPUs) + the VMM cgroup's CPU quota "
+              "+ the same quota on the workload's cgroup in the guest",
       "cpuset_cpus", "VMM cgroup cpuset.cpus (pins the vCPU threads); vCPUs = count if no quota",
-      "pids", "VMM cgroup pids.max (bounds the VMM's host tasks; guest processes are not host "
-              "tasks); below the VMM's own need is an error",
+      "pids", "the workload's cgroup pids.max in the guest; the VMM cgroup gets the VMM's own "
+              "task budget",
       "blkio_weight", "VMM cgroup blkio weight (the VMM does the guest's disk I/O)",
       "device_read_bps", "VMM cgroup throttle (the VMM reads the disk images)",
       "device_write_bps", "VMM cgroup throttle",
       "read_only", "guest init mounts the erofs root without its tmpfs overlay",
-      "devices", "the guest has only its own virtual devices: deny rules and allow rules for the "
-                 "default set hold by construction; allowing any other host device, or "
+      "devices", "the workload's cgroup in the guest (eBPF device program): the rules apply to "
+                 "the guest's devices, so the workload cannot open the guest's disks or "
+                 "control channel; allowing a host device beyond the default set, or "
                  "linux.devices, is an error; the VMM cgroup allows the defaults + /dev/kvm",
       "cap_add", "guest init: the workload's capability sets", "cap_drop",
       "guest init: the workload's capability sets", "seccomp",

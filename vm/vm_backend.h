@@ -53,6 +53,9 @@
 /* Default guest RAM when the config sets no memory limit. */
 #define VMB_DEFAULT_MEM (256ULL << 20)
 #define VMB_MIN_MEM (64ULL << 20)
+/* Guest RAM beyond the workload's memory limit: the guest kernel, its
+ * page cache and the init. */
+#define VMB_GUEST_HEADROOM (32ULL << 20)
 /* Host memory the VMM process needs besides guest RAM (its own heap,
  * stacks, page tables, virtio buffers; QEMU's TCG translation cache). */
 #define VMB_VMM_OVERHEAD (64ULL << 20)
@@ -131,6 +134,7 @@ struct vmb_client {
   int fd;                       /* -1: free slot */
   unsigned session;             /* exec session, 0 before "exec" */
   bool exec_sent;               /* the guest knows the session */
+  bool want_stats;              /* waits for the guest's "stats" line */
   char *exec_line;              /* "exec S JSON\n" waiting for "started" */
   struct hv_agent_lines *lines;
 };
@@ -149,6 +153,7 @@ struct vmb_control {
   uint64_t pending;             /* signals sent before "started" */
   size_t stdin_inflight;        /* bytes of session 0 not yet acked */
   unsigned next_session;
+  bool stats_asked;             /* "stats" sent, answer not yet back */
   struct hv_agent_lines guest_lines;
   struct vmb_client clients[VMB_MAX_CLIENTS];
 };
@@ -167,6 +172,8 @@ int vmb_console_pty(const char *console_socket, const struct hv_oci_process *p, 
                     hv_error_t *err);
 /* Connect to a VMM's control socket (any path length). */
 int vmb_control_connect(const char *sock_path, hv_error_t *err);
+/* The same with the whole reply line, malloc'd. */
+int vmb_control_query(const char *sock_path, const char *line, char **reply, hv_error_t *err);
 /* Send one request line to a VMM's control socket; the reply line (without
  * "\n") goes to reply if given. */
 int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,

@@ -5,6 +5,9 @@
  * hvrun's own commands connect.  A client's first line says what it wants:
  *   "signal N"     forwarded to the guest as "signal N"; answered "ok"
  *   "guest-pid"    answered "pid P" (from the guest's "started P"; 0 before)
+ *   "guest-stats"  answered "stats JSON": the guest's answer to "stats" (the
+ *                  workload's cgroup in the guest), "stats null" before
+ *                  the workload runs
  *   "exec JSON"    an `hvrun exec` session (vm_exec.c): answered
  *                  "session S", then the connection carries the session's
  *                  lines both ways ("in/eof/kill S ..." from the client,
@@ -119,6 +122,18 @@ static void client_request(struct vmb_control *v, struct vmb_client *c, char *li
   } else if (!strcmp(line, "guest-pid")) {
     snprintf(reply, sizeof reply, "pid %d\n", atomic_load(&v->guest_pid));
     client_reply(c, reply);
+  } else if (!strcmp(line, "guest-stats")) {
+    if (atomic_load(&v->guest_pid) == 0 || v->guest_fd < 0) {
+      client_reply(c, "stats null\n");
+    } else {
+      /* One question to the guest answers every client waiting. */
+      c->want_stats = true;
+      if (!v->stats_asked) {
+        v->stats_asked = true;
+        guest_sendf(v, "stats\n");
+      }
+      return;
+    }
   } else if (!strncmp(line, "exec ", 5)) {
     if (!atomic_load(&v->booting) || v->guest_fd < 0) {
       client_reply(c, "error the VM is not running\n");
@@ -236,6 +251,18 @@ static void guest_line(void *arg, char *line) {
     v->stdin_inflight = n > v->stdin_inflight ? 0 : v->stdin_inflight - n;
     pthread_cond_signal(&v->credit);
     pthread_mutex_unlock(&v->state_lock);
+    return;
+  }
+  if (!strncmp(line, "stats ", 6)) {
+    v->stats_asked = false;
+    size_t len = strlen(line);
+    line[len] = '\n';
+    for (int i = 0; i < VMB_MAX_CLIENTS; i++)
+      if (v->clients[i].fd >= 0 && v->clients[i].want_stats) {
+        hv_agent_write_all(v->clients[i].fd, line, len + 1);
+        client_close(v, &v->clients[i]);
+      }
+    line[len] = 0;
     return;
   }
   if (sscanf(line, "%15s %u", verb, &s) != 2 || s == 0)

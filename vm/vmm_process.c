@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -66,8 +67,7 @@ int vmb_control_connect(const char *sock_path, hv_error_t *err) {
   return fd;
 }
 
-int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,
-                        hv_error_t *err) {
+int vmb_control_query(const char *sock_path, const char *line, char **reply, hv_error_t *err) {
   int cfd = vmb_control_connect(sock_path, err);
   if (cfd < 0)
     return -1;
@@ -75,17 +75,27 @@ int vmb_control_request(const char *sock_path, const char *line, char *reply, si
   size_t len = strlen(line);
   if (write(fd, line, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
     return hv_error(err, errno, "write to the VMM's control socket");
-  char buf[256];
-  size_t used = 0;
-  /* The VMM answers at once; a stuck VMM must not hang `hvrun kill`. */
-  while (used < sizeof buf - 1) {
+  size_t cap = 256, used = 0;
+  cleanup_free char *buf = hv_xmalloc0(cap);
+  /* The VMM answers at once (the guest's stats within a second); a stuck
+   * VMM must not hang `hvrun kill`. */
+  for (;;) {
+    if (used == cap - 1) {
+      if (cap >= HV_AGENT_LINE_MAX)
+        return hv_error(err, E2BIG, "over-long answer from the VMM's control socket");
+      char *bigger = realloc(buf, cap * 4);
+      if (!bigger)
+        return hv_error(err, ENOMEM, "answer from the VMM's control socket");
+      buf = bigger;
+      cap *= 4;
+    }
     struct pollfd pf = {.fd = fd, .events = POLLIN};
     int r = poll(&pf, 1, 5000);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return hv_error(err, ETIMEDOUT, "no answer from the VMM's control socket");
-    ssize_t n = read(fd, buf + used, sizeof buf - 1 - used);
+    ssize_t n = read(fd, buf + used, cap - 1 - used);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
@@ -102,8 +112,18 @@ int vmb_control_request(const char *sock_path, const char *line, char *reply, si
     return hv_error(err, 0, "VMM: %s", buf + 6);
   if (!used)
     return hv_error(err, EPIPE, "the VMM closed its control socket without answering");
+  *reply = buf;
+  buf = NULL;
+  return 0;
+}
+
+int vmb_control_request(const char *sock_path, const char *line, char *reply, size_t reply_len,
+                        hv_error_t *err) {
+  cleanup_free char *r = NULL;
+  if (vmb_control_query(sock_path, line, &r, err) < 0)
+    return -1;
   if (reply)
-    snprintf(reply, reply_len, "%s", buf);
+    snprintf(reply, reply_len, "%s", r);
   return 0;
 }
 

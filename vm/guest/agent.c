@@ -170,6 +170,8 @@ static void __attribute__((noreturn)) exec_child(const struct hv_oci_process *p,
     hv_error(&err, errno, "dup2 stdio");
     goto out;
   }
+  if (guest_cgroup_join_child(&err) < 0)
+    goto out;
   ns_finalize_and_exec(p, A.cfg->linux.seccomp, &err);
   if (!err)
     hv_error(&err, 0, "exec `%s` returned", p->args[0]);
@@ -388,6 +390,18 @@ void agent_control_line(char *line) {
     struct session *s = find(id);
     if (s && id > 0 && sig > 0 && sig < NSIG)
       signal_session(s, sig);
+    return;
+  }
+  if (!strcmp(line, "stats")) {
+    json_t *st = guest_cgroup_stats();
+    char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
+    json_decref(st);
+    if (A.control_fd >= 0 &&
+        (hv_agent_write_all(A.control_fd, "stats ", 6) < 0 ||
+         hv_agent_write_all(A.control_fd, text ? text : "null", text ? strlen(text) : 4) < 0 ||
+         hv_agent_write_all(A.control_fd, "\n", 1) < 0))
+      guest_log("control channel write: %s", strerror(errno));
+    free(text);
     return;
   }
   if (sscanf(line, "hangup %u", &id) == 1) {

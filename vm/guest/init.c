@@ -34,7 +34,8 @@
 #define CONTROL_TTY "/dev/hvc1"
 
 /* Panic codes (low byte of HV_HCALL_PANIC reports): which stage failed. */
-enum { PANIC_SETUP = 1, PANIC_CONFIG = 2, PANIC_ROOTFS = 3, PANIC_SPAWN = 4, PANIC_EXEC = 5 };
+enum { PANIC_SETUP = 1, PANIC_CONFIG = 2, PANIC_ROOTFS = 3, PANIC_SPAWN = 4, PANIC_EXEC = 5,
+       PANIC_CGROUP = 6 };
 
 static int control_fd = -1;
 
@@ -174,6 +175,8 @@ static void __attribute__((noreturn)) workload_child(const struct hv_oci_config 
     hv_error(&err, errno, "dup2 stdin");
     goto out;
   }
+  if (guest_cgroup_join_child(&err) < 0)
+    goto out;
   ns_finalize_and_exec(p, cfg->linux.seccomp, &err);
   if (!err)
     hv_error(&err, 0, "exec `%s` returned", p->args[0]);
@@ -253,6 +256,11 @@ int main(void) {
     fail(PANIC_SETUP, &err);
   }
   seed_rng();
+  /* The guest is sized to the workload's memory limit, which its cgroup
+   * enforces: like on a big host, a large allocation is granted and only
+   * touching it counts, instead of the heuristic refusing anything near
+   * guest RAM.  linux.sysctl can set it back. */
+  hv_write_file("/proc/sys/vm/overcommit_memory", "1", NULL);
   /* Consoles are opened before the root switch, so they work whatever the
    * spec does to /dev. */
   control_fd = open(CONTROL_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
@@ -267,6 +275,8 @@ int main(void) {
   else if (!cfg->process->terminal)
     tty_raw(tty_fd);
 
+  if (guest_cgroup_prepare(&err) < 0)
+    fail(PANIC_CGROUP, &err);
   if (guest_rootfs_setup(cfg, &err) < 0)
     fail(PANIC_ROOTFS, &err);
   if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0) {
@@ -279,6 +289,8 @@ int main(void) {
   }
   if (guest_sysctl_apply(cfg, &err) < 0)
     fail(PANIC_ROOTFS, &err);
+  if (guest_cgroup_setup(cfg, &err) < 0)
+    fail(PANIC_CGROUP, &err);
 
   sigset_t mask;
   sigemptyset(&mask);

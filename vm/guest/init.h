@@ -16,6 +16,16 @@ int guest_sysctl_apply(const struct hv_oci_config *cfg, hv_error_t *err);
 
 /* One line "hvrun-init: <msg>" on the kernel console (stderr of PID 1). */
 void guest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* cgroup.c: the workload's cgroup v2 in the guest (linux.resources).
+ * setup runs in PID 1 after the root switch; join_child in each child PID 1
+ * starts, before it execs; stats is runc's `events --stats` "data" object
+ * for it (NULL if there is none). */
+int guest_cgroup_prepare(hv_error_t *err); /* before the root switch */
+int guest_cgroup_setup(const struct hv_oci_config *cfg, hv_error_t *err);
+int guest_cgroup_join_child(hv_error_t *err);
+#include <jansson.h>
+json_t *guest_cgroup_stats(void);
+
 /* agent.c: sessions of the agent protocol (vm/guest_proto.h).  stdin_fd is
  * the write end of the workload's stdin pipe (session 0), or -1. */
 struct pollfd;
