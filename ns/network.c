@@ -24,8 +24,10 @@ static bool creates_network_ns(const struct hv_oci_config *cfg) {
 }
 
 int ns_setup_loopback(const struct hv_oci_config *cfg, hv_error_t *err) {
-  if (!creates_network_ns(cfg))
-    return 0;
+  return creates_network_ns(cfg) ? ns_loopback_up(err) : 0;
+}
+
+int ns_loopback_up(hv_error_t *err) {
   /* SIOCSIFFLAGS on any socket of the namespace: one socket and two
    * ioctls, far cheaper than a netlink round trip. */
   cleanup_close int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -63,4 +63,7 @@ int ns_send_fd(int sock, int fd, const char *payload);
  * minimal state) when nobody did; ns_close_fds keeps this socket. */
 int ns_seccomp_listener_prepare(const struct hv_oci_seccomp *s, const char *state_json,
                                 hv_error_t *err);
+/* network.c: bring `lo` of the current network namespace up (the guest
+ * init uses it too: a guest's loopback starts down as well). */
+int ns_loopback_up(hv_error_t *err);
 #endif

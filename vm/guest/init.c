@@ -289,6 +289,12 @@ int main(void) {
   }
   if (guest_sysctl_apply(cfg, &err) < 0)
     fail(PANIC_ROOTFS, &err);
+  /* The guest has no network device, only `lo`, which starts down: bring
+   * it up as a container runtime does in a new network namespace. */
+  if (ns_loopback_up(&err) < 0) {
+    guest_log("%s: %s", err->msg, strerror(err->errno_));
+    hv_error_release(&err);
+  }
   if (guest_cgroup_setup(cfg, &err) < 0)
     fail(PANIC_CGROUP, &err);
 
