@@ -227,6 +227,15 @@ static void make_stored(struct hv_cgroup *cg) {
   cg->stored = json_dumps(j, JSON_COMPACT);
 }
 
+/* "/hvrun/<name>": directly under the shared parent. */
+static bool is_shared_parent_path(const char *rel) {
+  return !strncmp(rel, "/hvrun/", 7) && rel[7] && !strchr(rel + 7, '/');
+}
+
+char *hv_cg_default_path(const char *id, bool systemd) {
+  return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
+}
+
 int hv_cg_create(const char *cgroups_path, const char *id, const struct hv_oci_resources *r,
                  bool systemd, struct hv_cgroup **out, hv_error_t *err) {
   const struct cg_layout *L;
@@ -246,8 +255,10 @@ int hv_cg_create(const char *cgroups_path, const char *id, const struct hv_oci_r
     cg->n++;
     if (make_dirs(L, &L->h[i], &cg->d[i], err) < 0)
       goto fail;
-    /* /hvrun is the default parent: ours to remove once empty, whoever made it. */
-    if (is_default) {
+    /* /hvrun is the shared parent of the default paths (/hvrun/<id>): ours
+     * to remove once empty, whoever made it.  (Only its creator would
+     * otherwise try, and the last container out is rarely that one.) */
+    if (is_default || is_shared_parent_path(rel[i])) {
       free(cg->d[i].top);
       cg->d[i].top = hv_xasprintf("%s/hvrun", L->h[i].mount);
     }

@@ -25,6 +25,9 @@ int hv_cg_create(const char *cgroups_path, const char *id, const struct hv_oci_r
  * /dev/vhost-vsock. */
 int hv_cg_create_vmm(const char *cgroups_path, const char *id, const struct hv_oci_resources *r,
                      bool systemd, struct hv_cgroup **out, hv_error_t *err);
+/* The cgroupsPath a backend uses when the config gives none: /hvrun/<id>
+ * (system.slice:hvrun:<id> with systemd).  Malloc'd. */
+char *hv_cg_default_path(const char *id, bool systemd);
 /* Re-open from the string stored in state (hv_cg_path). */
 int hv_cg_open(const char *stored, struct hv_cgroup **out, hv_error_t *err);
 /* The string to store in state to re-open it later. */

@@ -204,10 +204,6 @@ int hv_container_validate(const struct hv_oci_config *cfg, hv_error_t *err) {
   return 0;
 }
 
-static char *default_cgroups_path(const char *id, bool systemd) {
-  return systemd ? hv_xasprintf("system.slice:hvrun:%s", id) : hv_xasprintf("/hvrun/%s", id);
-}
-
 static void undo_create(struct hv_context *ctx, struct hv_state *st, struct hv_cgroup *cg) {
   hv_error_t e = NULL;
   if (st->pid > 0 && ns_pid_alive(st))
@@ -270,7 +266,7 @@ int ns_container_create(struct hv_context *ctx, struct hv_oci_config *cfg,
   /* No state save between here and READY: if hvrun is killed meanwhile,
    * delete finds the cgroup again from the saved config (destroy), and
    * the init, blocked on the sync socket, exits on its EOF. */
-  cleanup_free char *defcg = default_cgroups_path(o->id, ctx->systemd_cgroup);
+  cleanup_free char *defcg = hv_cg_default_path(o->id, ctx->systemd_cgroup);
   const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
   struct hv_cgroup *cg = NULL;
   /* Declared before the first `goto fail` so its cleanup never sees garbage. */
@@ -495,7 +491,7 @@ int ns_container_destroy(struct hv_context *ctx, struct hv_state *st, bool force
   } else if (cfg) {
     /* create was killed between making the cgroup and recording it: find
      * it again from the saved config (re-creating it if it never was). */
-    cleanup_free char *defcg = default_cgroups_path(st->id, ctx->systemd_cgroup);
+    cleanup_free char *defcg = hv_cg_default_path(st->id, ctx->systemd_cgroup);
     const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
     struct hv_oci_resources none;
     memset(&none, 0, sizeof none);

@@ -158,8 +158,7 @@ static int vm_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     goto fail;
 
   vmb_vmm_resources(&cfg->linux.resources, &plan);
-  cleanup_free char *defcg = ctx->systemd_cgroup ? hv_xasprintf("system.slice:hvrun:%s", o->id)
-                                                 : hv_xasprintf("/hvrun/%s", o->id);
+  cleanup_free char *defcg = hv_cg_default_path(o->id, ctx->systemd_cgroup);
   const char *cgpath = cfg->linux.cgroups_path ? cfg->linux.cgroups_path : defcg;
   if (hv_cg_create_vmm(cgpath, o->id, &cfg->linux.resources, ctx->systemd_cgroup, &cg, err) < 0) {
     hv_error_wrap(err, "linux.cgroupsPath `%s`", cgpath);

@@ -91,6 +91,15 @@ static void build_argv(const struct hv_vm_config *c, const char *accel, int ctl_
   arg(a, "-smp");
   arg(a, "%u", c->vcpus ? c->vcpus : 1);
   arg(a, "-no-reboot");
+  /* QEMU's own seccomp filter, on top of hvrun's jail: no obsolete
+   * syscalls, no privilege changes, no fork/exec, no scheduler or
+   * resource changes.  (HVRUN_QEMU_SANDBOX=0 leaves it off, for a QEMU
+   * built without libseccomp.) */
+  const char *sb = getenv("HVRUN_QEMU_SANDBOX");
+  if (!sb || strcmp(sb, "0")) {
+    arg(a, "-sandbox");
+    arg(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+  }
   arg(a, "-nographic");
   arg(a, "-nodefaults");
   arg(a, "-no-user-config");
