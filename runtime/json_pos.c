@@ -36,22 +36,12 @@ static int skip_string(struct scanner *s) {
   return -1;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 static int read_hex4(struct scanner *s, size_t p, unsigned *out) {
   if (p + 4 > s->len)
     return -1;
   unsigned v = 0;
   for (int k = 0; k < 4; k++) {
-    int h = hexval(s->t[p + k]);
+    int h = hv_hex_digit(s->t[p + k]);
     if (h < 0)
       return -1;
     v = v * 16 + (unsigned)h;

@@ -93,6 +93,8 @@ int hv_write_file(const char *path, const char *data, hv_error_t *err);
 int hv_read_file(const char *path, char **out, size_t *len, hv_error_t *err);
 int hv_mkdir_p(const char *path, mode_t mode, hv_error_t *err);
 size_t hv_strv_len(char **v);
+/* The value of one hex digit (either case), or -1. */
+int hv_hex_digit(char c);
 void hv_strv_free(char **v);
 /* Set by the CLI while it holds a workload's terminal: backends forwarding
  * signals call it on SIGWINCH (it resizes the pty and returns true) instead

@@ -208,3 +208,13 @@ const char *hv_signal_name(int sig) {
       return signals[i].name;
   return NULL;
 }
+
+int hv_hex_digit(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}

@@ -19,23 +19,13 @@ void hv_agent_hex_encode(const void *data, size_t len, char *out) {
   out[2 * len] = 0;
 }
 
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 ssize_t hv_agent_hex_decode(const char *hex, void *out, size_t max) {
   size_t n = strlen(hex);
   if (n % 2 || n / 2 > max)
     return -1;
   unsigned char *o = out;
   for (size_t i = 0; i < n / 2; i++) {
-    int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+    int hi = hv_hex_digit(hex[2 * i]), lo = hv_hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0)
       return -1;
     o[i] = (unsigned char)(hi << 4 | lo);

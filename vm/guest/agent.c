@@ -170,19 +170,9 @@ static void __attribute__((noreturn)) exec_child(const struct hv_oci_process *p,
     hv_error(&err, errno, "dup2 stdio");
     goto out;
   }
-  if (guest_cgroup_join_child(&err) < 0)
-    goto out;
-  ns_finalize_and_exec(p, A.cfg->linux.seccomp, &err);
-  if (!err)
-    hv_error(&err, 0, "exec `%s` returned", p->args[0]);
-out:;
-  char msg[600];
-  int n = snprintf(msg, sizeof msg, "%s%s%s", err->msg, err->errno_ ? ": " : "",
-                   err->errno_ ? strerror(err->errno_) : "");
-  if (write(errfd, msg, n > 0 ? (size_t)n : 0) < 0) {
-    /* PID 1 sees the exit status instead */
-  }
-  _exit(127);
+  guest_child_exec(p, A.cfg, errfd);
+out:
+  guest_child_fail(&err, errfd);
 }
 
 /* The child ends of the session's stdio: a pty slave, or three pipes. */

@@ -175,19 +175,29 @@ static void __attribute__((noreturn)) workload_child(const struct hv_oci_config 
     hv_error(&err, errno, "dup2 stdin");
     goto out;
   }
-  if (guest_cgroup_join_child(&err) < 0)
-    goto out;
-  ns_finalize_and_exec(p, cfg->linux.seccomp, &err);
-  if (!err)
-    hv_error(&err, 0, "exec `%s` returned", p->args[0]);
-out:;
+  guest_child_exec(p, cfg, errfd);
+out:
+  guest_child_fail(&err, errfd);
+}
+
+void guest_child_fail(hv_error_t *err, int errfd) {
   char msg[600];
-  int n = snprintf(msg, sizeof msg, "%s%s%s", err->msg, err->errno_ ? ": " : "",
-                   err->errno_ ? strerror(err->errno_) : "");
+  int n = snprintf(msg, sizeof msg, "%s%s%s", (*err)->msg, (*err)->errno_ ? ": " : "",
+                   (*err)->errno_ ? strerror((*err)->errno_) : "");
   if (write(errfd, msg, n > 0 ? (size_t)n : 0) < 0) {
     /* nothing more we can do: PID 1 sees the exit status */
   }
   _exit(127);
+}
+
+void guest_child_exec(const struct hv_oci_process *p, const struct hv_oci_config *cfg, int errfd) {
+  hv_error_t err = NULL;
+  if (guest_cgroup_join_child(&err) == 0) {
+    ns_finalize_and_exec(p, cfg->linux.seccomp, &err);
+    if (!err)
+      hv_error(&err, 0, "exec `%s` returned", p->args[0]);
+  }
+  guest_child_fail(&err, errfd);
 }
 
 static uint32_t status_to_hcall(int st) {

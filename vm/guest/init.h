@@ -26,6 +26,13 @@ int guest_cgroup_join_child(hv_error_t *err);
 #include <jansson.h>
 json_t *guest_cgroup_stats(void);
 
+/* init.c: the end of every child PID 1 starts (workload, exec sessions):
+ * join the workload's cgroup, then the shared finalize-and-exec path;
+ * failures go back to PID 1 as one line on errfd and the child exits 127. */
+void guest_child_exec(const struct hv_oci_process *p, const struct hv_oci_config *cfg, int errfd)
+    __attribute__((noreturn));
+void guest_child_fail(hv_error_t *err, int errfd) __attribute__((noreturn));
+
 /* agent.c: sessions of the agent protocol (vm/guest_proto.h).  stdin_fd is
  * the write end of the workload's stdin pipe (session 0), or -1. */
 struct pollfd;
