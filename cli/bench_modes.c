@@ -524,6 +524,27 @@ static long status_field(pid_t pid, const char *file, const char *key) {
   return v;
 }
 
+/* Does `pid` live in a nested pid namespace (a VMM's jail)?  NSpid lists
+ * one pid per level. */
+static bool in_nested_pidns(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+  FILE *f = fopen(path, "re");
+  bool nested = false;
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "NSpid:", 6)) {
+      char *save = NULL;
+      int levels = 0;
+      for (char *t = strtok_r(line + 6, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
+        levels++;
+      nested = levels > 1;
+      break;
+    }
+  if (f)
+    fclose(f);
+  return nested;
+}
+
 long bench_tree_pss(pid_t root, json_t *procs) {
   /* Collect descendants by repeated passes over /proc (trees are small). */
   pid_t tree[1024];
@@ -561,10 +582,11 @@ long bench_tree_pss(pid_t root, json_t *procs) {
           comm[strcspn(comm, "\n")] = 0;
         fclose(f);
       }
-      json_array_append_new(procs, json_pack("{s:s,s:I,s:I}", "comm", comm, "pss_kib",
+      json_array_append_new(procs, json_pack("{s:s,s:I,s:I,s:b}", "comm", comm, "pss_kib",
                                              (json_int_t)pss, "seccomp",
                                              (json_int_t)status_field(tree[i], "status",
-                                                                      "Seccomp:")));
+                                                                      "Seccomp:"),
+                                             "jailed", in_nested_pidns(tree[i])));
     }
   }
   return total;

@@ -272,11 +272,18 @@ static json_t *isolation_of(json_t *doc, const char *mode, const char *kind, jso
   json_t *tree = json_object_get(json_object_get(json_object_get(doc, "facts"), mode),
                                  "process_tree");
   if (!strcmp(kind, "vm") && tree) {
-    bool any_unfiltered = false;
+    /* The VMM is what runs in the jail (a nested pid namespace): QEMU or
+     * hvrun's VMM and its supervisor.  The runtime front-end that waits on
+     * it outside touches no guest data.  Without a jail, every process
+     * counts. */
+    bool any_unfiltered = false, any_jailed = false;
     size_t i;
     json_t *p;
     json_array_foreach(tree, i, p)
-      if (json_integer_value(json_object_get(p, "seccomp")) == 0)
+      any_jailed = any_jailed || json_is_true(json_object_get(p, "jailed"));
+    json_array_foreach(tree, i, p)
+      if ((!any_jailed || json_is_true(json_object_get(p, "jailed"))) &&
+          json_integer_value(json_object_get(p, "seccomp")) == 0)
         any_unfiltered = true;
     json_object_set_new(o, "vmm_seccomp", json_string(any_unfiltered ? "none" : "filtered"));
     if (any_unfiltered)

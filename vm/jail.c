@@ -194,7 +194,11 @@ static const char *const allowed[] = {
     "uname", "getuid", "geteuid", "getgid", "getegid",
     NULL};
 
-int vmb_jail_seccomp(hv_error_t *err) {
+/* The QEMU engine's supervisor (V once QEMU runs): the VMM's list plus
+ * waiting for and killing that one child. */
+static const char *const supervisor_extra[] = {"wait4", "waitid", "pidfd_open", NULL};
+
+static int jail_seccomp(pid_t child, hv_error_t *err) {
   /* HVRUN_VM_SECCOMP_LOG=1 (debugging the list): log, do not kill. */
   const char *log = getenv("HVRUN_VM_SECCOMP_LOG");
   bool log_only = log && !strcmp(log, "1");
@@ -208,6 +212,14 @@ int vmb_jail_seccomp(hv_error_t *err) {
       continue; /* not on this architecture */
     rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
   }
+  for (size_t i = 0; child > 0 && supervisor_extra[i] && rc == 0; i++) {
+    int nr = seccomp_syscall_resolve_name(supervisor_extra[i]);
+    if (nr != __NR_SCMP_ERROR)
+      rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+  }
+  if (rc == 0 && child > 0)
+    rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)child));
   /* Threads only: clone with CLONE_THREAD.  clone3 hides its flags in
    * memory a filter cannot read, so it fails with ENOSYS and glibc falls
    * back to clone. */
@@ -233,3 +245,7 @@ int vmb_jail_seccomp(hv_error_t *err) {
     return hv_error(err, -rc, "jail: load the VMM's seccomp filter");
   return 0;
 }
+
+int vmb_jail_seccomp(hv_error_t *err) { return jail_seccomp(0, err); }
+
+int vmb_jail_seccomp_supervisor(pid_t qemu, hv_error_t *err) { return jail_seccomp(qemu, err); }

@@ -305,6 +305,13 @@ int hv_vm_run_qemu(const struct hv_vm_config *c, int *exit_status, hv_error_t *e
     exec_qemu(c, argv, sv[1], ep[1]);
   close(sv[1]);
   close(ep[1]);
+  if (c->after_spawn && c->after_spawn(pid, err) < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(sv[0]);
+    close(ep[0]);
+    return -1;
+  }
   struct relay r = {.guest = sv[0], .host = c->control_fd, .qemu_err = ep[0]};
   int ws = 0;
   int rc = wait_qemu(pid, &r, &ws, err);

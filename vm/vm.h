@@ -18,6 +18,9 @@ struct hv_vm_config {
                                    virtio-console device), -1 = none */
   int kernel_log_fd;            /* 8250 output, -1 = discard */
   const char *engine;           /* NULL/"hvrun" or "qemu" */
+  /* QEMU engine: called in the parent once QEMU runs (the jailed
+   * supervisor loads its own seccomp filter there); <0 stops the VM. */
+  int (*after_spawn)(pid_t child, hv_error_t *err);
 };
 
 /* Exit reasons reported through the hypercall port. */

@@ -112,6 +112,9 @@ int vmb_jail_enter(const struct vmb_jail *j, hv_error_t *err);
 int vmb_jail_drop_privileges(hv_error_t *err);
 /* The VMM's seccomp allow-list (own engine), on every thread (TSYNC). */
 int vmb_jail_seccomp(hv_error_t *err);
+/* The same for V under the QEMU engine, loaded once QEMU runs: also lets V
+ * wait for and kill that child. */
+int vmb_jail_seccomp_supervisor(pid_t qemu, hv_error_t *err);
 
 /* ---- vmm_process.c: the VMM process ---- */
 struct vmb_spawn {

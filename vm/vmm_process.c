@@ -362,7 +362,8 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
                             .console_out = o.console_out,
                             .control_fd = ctl[1],
                             .kernel_log_fd = o.klog_fd,
-                            .engine = p->engine};
+                            .engine = p->engine,
+                            .after_spawn = qemu && p->jail ? vmb_jail_seccomp_supervisor : NULL};
   int status = 0;
   int rc = qemu ? hv_vm_run_qemu(&vc, &status, &err) : hv_vm_run(&vc, &status, &err);
   if (rc < 0) {
