@@ -138,6 +138,7 @@ struct vmb_client {
   unsigned session;             /* exec session, 0 before "exec" */
   bool exec_sent;               /* the guest knows the session */
   bool want_stats;              /* waits for the guest's "stats" line */
+  bool closing;                 /* answered: closed after this poll round */
   char *exec_line;              /* "exec S JSON\n" waiting for "started" */
   struct hv_agent_lines *lines;
 };

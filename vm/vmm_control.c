@@ -104,7 +104,7 @@ static struct vmb_client *session_client(struct vmb_control *v, unsigned session
 static void send_exec(struct vmb_control *v, struct vmb_client *c) {
   if (guest_send(v, c->exec_line, strlen(c->exec_line)) < 0) {
     client_reply(c, "exec-error 0 the VM's control channel is closed\n");
-    client_close(v, c);
+    c->closing = true;
     return;
   }
   c->exec_sent = true;
@@ -152,7 +152,8 @@ static void client_request(struct vmb_control *v, struct vmb_client *c, char *li
     client_reply(c, "error unknown request\n");
   }
 close:
-  client_close(v, c);
+  /* Not freed here: we are inside the feed of this client's own lines. */
+  c->closing = true;
 }
 
 struct client_arg {
@@ -165,7 +166,7 @@ struct client_arg {
 static void client_line(void *arg, char *line) {
   struct client_arg *a = arg;
   struct vmb_client *c = a->c;
-  if (c->fd < 0)
+  if (c->fd < 0 || c->closing)
     return;
   if (!c->session) {
     client_request(a->v, c, line);
@@ -332,6 +333,9 @@ static void *control_thread(void *arg) {
         client_readable(v, who[i]);
     if (pf[0].revents & POLLIN)
       accept_client(v);
+    for (int i = 0; i < VMB_MAX_CLIENTS; i++)
+      if (v->clients[i].fd >= 0 && v->clients[i].closing)
+        client_close(v, &v->clients[i]);
   }
 }
 

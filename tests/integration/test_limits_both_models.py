@@ -151,7 +151,9 @@ def test_vm_bad_limits_are_one_line(hv, guest):
     hv.run("delete", "--force", cid, check=True)
 
 
-@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_SLOW") == "1", reason="HVRUN_SKIP_SLOW=1")
+@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_SLOW") == "1" or
+                    os.environ.get("HVRUN_SKIP_LONG_VMM") == "1",
+                    reason="HVRUN_SKIP_SLOW=1 or HVRUN_SKIP_LONG_VMM=1 (the ASan pass)")
 def test_limits_on_own_vmm(hv, guest):
     """The same guest-side enforcement in one boot of hvrun's own VMM (PVM
     here): the OOM kill and the device deny for real, the pids limit as

@@ -184,8 +184,8 @@ def test_missing_kernel_is_a_clear_error(hv, guest):
 @pytest.mark.parametrize("engine", [
     "qemu",
     pytest.param("hvrun", marks=pytest.mark.skipif(
-        os.environ.get("HVRUN_SKIP_SLOW") == "1" or os.environ.get("HVRUN_SKIP_TEN_VMM") == "1",
-        reason="HVRUN_SKIP_SLOW=1 or HVRUN_SKIP_TEN_VMM=1"))])
+        os.environ.get("HVRUN_SKIP_SLOW") == "1" or os.environ.get("HVRUN_SKIP_LONG_VMM") == "1",
+        reason="HVRUN_SKIP_SLOW=1 or HVRUN_SKIP_LONG_VMM=1"))])
 def test_ten_vms_at_once(hv, guest, engine):
     """Ten VMs started together all boot, report their own status and leave
     nothing behind; on hvrun's own VMM too (each boot is a few seconds of
