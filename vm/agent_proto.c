@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -60,8 +61,15 @@ void hv_agent_lines_feed(struct hv_agent_lines *l, const char *buf, size_t n,
 
 int hv_agent_write_all(int fd, const void *buf, size_t len) {
   const char *p = buf;
+  bool sock = true;
   while (len > 0) {
-    ssize_t n = write(fd, p, len);
+    /* A socket whose peer is gone must give EPIPE, not SIGPIPE: the exec
+     * relay may still be forwarding stdin when the session ends. */
+    ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+    if (n < 0 && errno == ENOTSOCK) {
+      sock = false;
+      continue;
+    }
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0 && errno == EAGAIN) {

@@ -137,6 +137,8 @@ static int relay_loop(struct relay *r, struct hv_agent_lines *lines, bool until_
     }
     if (pf[0].revents && !relay_read_sock(r, lines))
       return r->ended ? 0 : -1;
+    if (r->ended)
+      return 0; /* nothing more goes to a finished session */
     if (pf[1].revents & POLLIN)
       relay_signal(r);
     if (pf[2].revents)
