@@ -415,6 +415,29 @@ def test_own_vmm_boots_linux(hv, guest):
     assert r.stdout == "own-vmm\n", r.stderr
 
 
+@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_SLOW") == "1", reason="HVRUN_SKIP_SLOW=1")
+def test_own_vmm_exec(hv, guest):
+    """exec through the agent on hvrun's own VMM (jailed, under its seccomp
+    allow-list): stdout, stdin with EOF and the exit status."""
+    b = vm_bundle(hv, guest, ["sh", "-c", "echo ready; exec sleep 1000"], engine="hvrun")
+    cid = hv.id("ownexec")
+    out = os.path.join(hv.tmp, "ownexec.out")
+    with open(out, "w") as f:
+        p = subprocess.run(hv.cmd("create", "--bundle", b, cid), stdout=f,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=60,
+                           env=env(guest, "hvrun"))
+    assert p.returncode == 0, open(out).read()
+    hv.run("start", cid, check=True)
+    wait_for(lambda: "ready" in open(out).read(), timeout=300, what="own VMM workload ready")
+    r = hv.run("exec", cid, "sh", "-c", "cat; echo in-own-vmm; exit 3", input="piped\n",
+               timeout=120)
+    assert (r.returncode, r.stdout) == (3, "piped\nin-own-vmm\n"), r.stderr
+    hv.run("kill", cid, "KILL", check=True)
+    wait_for(lambda: hv.state(cid)["status"] == "stopped", timeout=30, what="vm stopped")
+    hv.run("delete", cid, check=True)
+    assert cgroup_dirs_named(cid) == []
+
+
 # ---------------------------------------------------------------- podman
 
 def test_podman_runs_a_vm(guest):
