@@ -73,7 +73,7 @@ DEB_PKGS := build-essential pkg-config libseccomp-dev libcap-dev libcgroup-dev \
   libarchive-dev linux-libc-dev libjansson-dev libssl-dev erofs-utils linux-source \
   busybox-static libcmocka-dev python3-pytest flex bison bc libelf-dev cpio \
   crun runc qemu-system-x86 podman containerd umoci skopeo bubblewrap \
-  zstd chromium
+  zstd chromium acpica-tools
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 	  grep -q 'install ok installed' || echo $$p; done); \

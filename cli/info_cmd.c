@@ -37,7 +37,7 @@ void cli_usage(FILE *out) {
       "     [--security-opt seccomp=FILE|unconfined] [-e K=V] [-w DIR] [-u UID[:GID]]\n"
       "     [--hostname H] [-t] [-i] [--network none|host] [--rm]\n"
       "     ROOTFS-DIR|BUNDLE-DIR|IMAGE [COMMAND ARGS...]\n"
-      "  vm also: [--engine hvrun|qemu] [--kernel PATH] [--init PATH]\n"
+      "  vm also: [--engine hvrun|qemu] [--kernel PATH] [--kernel-modules DIR] [--init PATH]\n"
       "\n"
       "Images: hvrun image import|ls|inspect|rm|prune|verify    Benchmarks: hvrun bench\n",
       out);

@@ -3,8 +3,9 @@
  * under a generated id.  Both backends take the same path; only the
  * backend table differs.
  *
- * `hvrun vm` also takes --engine, --kernel and --init, passed to the VM
- * backend as the annotations it reads (org.hvrun.engine/kernel/init).  For
+ * `hvrun vm` also takes --engine, --kernel, --kernel-modules and --init,
+ * passed to the VM backend as the annotations it reads
+ * (org.hvrun.engine/kernel/kernel-modules/init).  For
  * an IMAGE it sets org.hvrun.image instead of mounting the image: the VM
  * boots from the store's cached erofs disk of the image, so no overlay
  * mount and no mkfs.erofs per run. */
@@ -22,7 +23,7 @@
 
 struct oneshot {
   const char *memory, *cpus, *cpuset, *memory_swap, *pids, *blkio_weight, *workdir, *user,
-      *hostname, *network, *name, *engine, *kernel, *init;
+      *hostname, *network, *name, *engine, *kernel, *kernel_modules, *init;
   char **read_bps, **write_bps, **cap_add, **cap_drop, **secopts, **envs;
   bool read_only, tty, interactive, rm;
 };
@@ -279,16 +280,16 @@ static void set_annotation(json_t *doc, const char *key, const char *value) {
   json_object_set_new(ann, key, json_string(value));
 }
 
-/* --kernel/--init: an existing regular file, made absolute (the VMM runs
- * elsewhere); the error names the flag. */
-static int vm_file_flag(const char *flag, const char *path, json_t *doc, const char *key,
-                        hv_error_t *err) {
+/* --kernel/--init (a regular file) and --kernel-modules (a directory), made
+ * absolute (the VMM runs elsewhere); the error names the flag. */
+static int vm_path_flag(const char *flag, const char *path, bool dir, json_t *doc,
+                        const char *key, hv_error_t *err) {
   char abs[PATH_MAX];
   struct stat sb;
   if (!realpath(path, abs))
     return hv_error(err, errno, "%s `%s`", flag, path);
-  if (stat(abs, &sb) < 0 || !S_ISREG(sb.st_mode))
-    return hv_error(err, 0, "%s `%s`: not a regular file", flag, path);
+  if (stat(abs, &sb) < 0 || (dir ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)))
+    return hv_error(err, 0, "%s `%s`: not a %s", flag, path, dir ? "directory" : "regular file");
   set_annotation(doc, key, abs);
   return 0;
 }
@@ -299,9 +300,12 @@ static int apply_vm_flags(const struct oneshot *f, json_t *doc, hv_error_t *err)
       return hv_error(err, 0, "--engine \"%s\": expected hvrun or qemu", f->engine);
     set_annotation(doc, "org.hvrun.engine", f->engine);
   }
-  if (f->kernel && vm_file_flag("--kernel", f->kernel, doc, "org.hvrun.kernel", err) < 0)
+  if (f->kernel && vm_path_flag("--kernel", f->kernel, false, doc, "org.hvrun.kernel", err) < 0)
     return -1;
-  if (f->init && vm_file_flag("--init", f->init, doc, "org.hvrun.init", err) < 0)
+  if (f->kernel_modules && vm_path_flag("--kernel-modules", f->kernel_modules, true, doc,
+                                        "org.hvrun.kernel-modules", err) < 0)
+    return -1;
+  if (f->init && vm_path_flag("--init", f->init, false, doc, "org.hvrun.init", err) < 0)
     return -1;
   return 0;
 }
@@ -393,6 +397,7 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
                            {"name", 0, CLI_STR, &f.name},
                            {"engine", 0, CLI_STR, &f.engine},
                            {"kernel", 0, CLI_STR, &f.kernel},
+                           {"kernel-modules", 0, CLI_STR, &f.kernel_modules},
                            {"init", 0, CLI_STR, &f.init},
                            {NULL, 0, 0, NULL}};
   cleanup_free char **pos = NULL;
@@ -417,9 +422,12 @@ static int oneshot(const struct hv_cli_globals *g, const char *backend, int argc
       build_policy(&f, &pol, &nnp, &err) < 0)
     goto out;
   bool vm = strcmp(backend, "vm") == 0;
-  if (!vm && (f.engine || f.kernel || f.init)) {
+  if (!vm && (f.engine || f.kernel || f.kernel_modules || f.init)) {
     hv_error(&err, 0, "%s: only `hvrun vm` takes it (a container boots no kernel)",
-             f.engine ? "--engine" : f.kernel ? "--kernel" : "--init");
+             f.engine          ? "--engine"
+             : f.kernel        ? "--kernel"
+             : f.kernel_modules ? "--kernel-modules"
+                               : "--init");
     goto out;
   }
   if (!(be = cli_backend_by_name(backend, &err)))

@@ -78,6 +78,8 @@ void hv_cleanup_strvp(char ***v); /* NULL-terminated vector of malloc'd strings 
 /* Small utilities used everywhere. */
 void *hv_xmalloc0(size_t n);              /* aborts on OOM */
 char *hv_xstrdup(const char *s);          /* NULL -> NULL; aborts on OOM */
+char *hv_xstrndup(const char *s, size_t n); /* aborts on OOM */
+void *hv_xrealloc(void *p, size_t n);     /* aborts on OOM */
 char *hv_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Write a whole file atomically (tmp + fsync + rename) in dirfd (AT_FDCWD ok). */
 int hv_write_file_atomic(int dirfd, const char *name, const void *data, size_t len,

@@ -32,6 +32,20 @@ void *hv_xmalloc0(size_t n) {
   return p;
 }
 
+void *hv_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q)
+    abort();
+  return q;
+}
+
+char *hv_xstrndup(const char *s, size_t n) {
+  char *d = strndup(s, n);
+  if (!d)
+    abort();
+  return d;
+}
+
 char *hv_xstrdup(const char *s) {
   if (!s)
     return NULL;
@@ -126,10 +140,7 @@ int hv_read_file(const char *path, char **out, size_t *len, hv_error_t *err) {
   for (;;) {
     if (n + 1 >= cap) {
       cap *= 2;
-      char *nb = realloc(buf, cap);
-      if (!nb)
-        abort();
-      buf = nb;
+      buf = hv_xrealloc(buf, cap);
     }
     ssize_t r = read(fd, buf + n, cap - n - 1);
     if (r < 0) {

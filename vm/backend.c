@@ -153,7 +153,11 @@ static int vm_create(struct hv_context *ctx, struct hv_oci_config *cfg,
     goto fail;
   }
   /* The guest init reads the config as hvrun resolved it (policy applied). */
-  if (hv_initrd_write(initrd, plan.init, text, strlen(text), err) < 0 ||
+  int irc = hv_initrd_write(initrd, plan.init, text, strlen(text), plan.kmods.mods, plan.kmods.n,
+                            err);
+  /* The VMM process inherits the plan: it must not carry the modules. */
+  vm_kmods_drop_data(&plan.kmods);
+  if (irc < 0 ||
       root_disk(ctx, cfg, &plan, o->id, &disk, err) < 0)
     goto fail;
 

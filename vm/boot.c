@@ -69,6 +69,7 @@ int vm_vcpu_set_longmode(struct vm_vcpu *v, uint64_t rip, uint64_t rsp, uint64_t
 /*   0x6000 hvm_start_info (PVH) + memory map + module list             */
 /*   0x7000 boot_params (zero page)      0x8000 GDT   0x9000 page tables */
 /*   0x20000 command line                0x9fc00 MP table (SMP, IOAPIC)  */
+/*   0xe0000 ACPI tables (vm->acpi only: acpi.c)                         */
 /* ------------------------------------------------------------------ */
 #include <elf.h>
 
@@ -87,6 +88,7 @@ int vm_vcpu_set_longmode(struct vm_vcpu *v, uint64_t rip, uint64_t rsp, uint64_t
 
 /* boot_params / setup_header offsets (Documentation/arch/x86/boot.rst,
  * zero-page.rst). */
+#define BP_ACPI_RSDP_ADDR 0x070
 #define BP_EXT_RAMDISK_IMAGE 0x0c0
 #define BP_EXT_RAMDISK_SIZE 0x0c4
 #define BP_EXT_CMD_LINE_PTR 0x0c8
@@ -132,6 +134,8 @@ static size_t memory_map(struct vm *vm, struct mem_range *m) {
   size_t n = 0;
   m[n++] = (struct mem_range){0, MPTABLE_ADDR, 1};
   m[n++] = (struct mem_range){MPTABLE_ADDR, EBDA_END - MPTABLE_ADDR, 2};
+  if (vm->acpi)
+    m[n++] = (struct mem_range){VM_ACPI_BASE, VM_ACPI_END - VM_ACPI_BASE, 2};
   m[n++] = (struct mem_range){HIMEM_START, low - HIMEM_START, 1};
   if (vm->mem_size > low)
     m[n++] = (struct mem_range){VM_HIGHMEM_BASE, vm->mem_size - low, 1};
@@ -249,6 +253,10 @@ static uint8_t *boot_params_init(struct vm *vm, const uint8_t *image, size_t ima
     put32(bp, BP_INITRD_ADDR_MAX, 0x7fffffff);
   }
   bp[BP_TYPE_OF_LOADER] = 0xff;
+  if (vm->acpi) {
+    uint64_t rsdp = VM_ACPI_BASE;
+    memcpy(bp + BP_ACPI_RSDP_ADDR, &rsdp, 8);
+  }
   bp[BP_LOADFLAGS] |= LOADED_HIGH;
   put32(bp, BP_CMD_LINE_PTR, (uint32_t)CMDLINE_ADDR);
   struct mem_range m[8];
@@ -403,6 +411,10 @@ static int load_vmlinux(struct vm *vm, const uint8_t *k, size_t len, const char 
     size_t n = memory_map(vm, m);
     put32(si, 0, HVM_START_MAGIC);
     put32(si, 4, 1); /* version 1: has the memory map */
+    if (vm->acpi) {
+      uint64_t rsdp = VM_ACPI_BASE;
+      memcpy(si + 32, &rsdp, 8);
+    }
     uint64_t v64 = CMDLINE_ADDR;
     memcpy(si + 24, &v64, 8);
     v64 = PVH_MEMMAP;
@@ -430,17 +442,81 @@ static int load_vmlinux(struct vm *vm, const uint8_t *k, size_t len, const char 
   return vm_vcpu_set_longmode(&vm->vcpus[0], eh.e_entry, 0, BOOT_PARAMS, err);
 }
 
+/* Under PVM the bzImage's real-mode-free 64-bit entry still runs the
+ * decompressor, every instruction of it through KVM's emulator (over a
+ * minute for a distribution kernel).  The host inflates the payload
+ * instead, and the ELF inside boots like a vmlinux (PVH entry when it has
+ * the note).  *elf stays NULL when the payload is not usable that way. */
+#define BP_PAYLOAD_OFFSET 0x248
+#define BP_PAYLOAD_LENGTH 0x24c
+#define PAYLOAD_MAX (512u << 20)
+static void bzimage_payload(const uint8_t *k, size_t len, const char *path, char **elf,
+                            size_t *elf_len) {
+  *elf = NULL;
+  if (get16(k, BP_VERSION) < 0x0208)
+    return;
+  size_t setup = ((size_t)(k[BP_SETUP_SECTS] ? k[BP_SETUP_SECTS] : 4) + 1) * 512;
+  size_t off = get32(k, BP_PAYLOAD_OFFSET), plen = get32(k, BP_PAYLOAD_LENGTH);
+  if (setup > len || off > len - setup || plen > len - setup - off)
+    return;
+  hv_error_t err = NULL;
+  if (vm_decompress(k + setup + off, plen, PAYLOAD_MAX, elf, elf_len, &err) < 0 ||
+      *elf_len < SELFMAG || memcmp(*elf, ELFMAG, SELFMAG)) {
+    hv_debug("kernel `%s`: payload not inflated on the host (%s); the guest decompresses it",
+             path, err ? err->msg : "not an ELF");
+    hv_error_release(&err);
+    free(*elf);
+    *elf = NULL;
+  }
+}
+
+/* On PVM a kernel without hvrun's patch (vm/kernel/patches) cannot run
+ * user space: SYSCALL lands at LSTAR still in ring 3, so its init dies at
+ * the first system call, a minute or more into the boot; and its ring-0
+ * code uses instructions PVM's emulator lacks.  Say so before booting.
+ * The patch's boot parameter name is in every kernel that has it.
+ * HVRUN_PVM_UNPATCHED_KERNEL=1 boots it anyway (to test how far the VMM
+ * takes a stock kernel: ACPI tables, devices). */
+static int check_pvm_patch(const uint8_t *elf, size_t len, const char *path, hv_error_t *err) {
+  static const char marker[] = "hvrun.pvm";
+  const char *force = getenv("HVRUN_PVM_UNPATCHED_KERNEL");
+  if (memmem(elf, len, marker, sizeof marker - 1) || (force && !strcmp(force, "1")))
+    return 0;
+  return hv_error(err, 0, "kernel `%s` lacks hvrun's PVM patch: on this PVM host (kvm_pvm) its "
+                  "user space cannot make system calls; use hvrun's kernel (make kernel), or "
+                  "--engine qemu, or a VMX/SVM host", path);
+}
+
 int vm_load_linux(struct vm *vm, const char *kernel, const char *initrd, hv_error_t *err) {
   cleanup_free char *data = NULL;
   size_t len = 0;
   if (hv_read_file(kernel, &data, &len, err) < 0)
     return hv_error_wrap(err, "kernel");
   const uint8_t *k = (const uint8_t *)data;
+  const char *name = vm->kernel_name ? vm->kernel_name : kernel;
   if (write_mptable(vm, err) < 0)
     return -1;
-  if (len >= SELFMAG && memcmp(k, ELFMAG, SELFMAG) == 0)
-    return load_vmlinux(vm, k, len, kernel, initrd, err);
-  if (len > 0x300 && memcmp(k + BP_HEADER, "HdrS", 4) == 0)
-    return load_bzimage(vm, k, len, kernel, initrd, err);
-  return hv_error(err, 0, "kernel `%s`: neither an ELF vmlinux nor a bzImage", kernel);
+  /* The MP table stays for kernels without ACPI; one with ACPI prefers the
+   * MADT, which describes the same CPUs and IOAPIC. */
+  uint64_t rsdp;
+  if (vm->acpi && vm_acpi_write(vm, &rsdp, err) < 0)
+    return -1;
+  bool pvm = vm_host_is_pvm();
+  if (len >= SELFMAG && memcmp(k, ELFMAG, SELFMAG) == 0) {
+    if (pvm && check_pvm_patch(k, len, name, err) < 0)
+      return -1;
+    return load_vmlinux(vm, k, len, name, initrd, err);
+  }
+  if (len > 0x300 && memcmp(k + BP_HEADER, "HdrS", 4) == 0) {
+    cleanup_free char *elf = NULL;
+    size_t elf_len = 0;
+    if (pvm)
+      bzimage_payload(k, len, name, &elf, &elf_len);
+    if (elf && check_pvm_patch((const uint8_t *)elf, elf_len, name, err) < 0)
+      return -1;
+    if (elf)
+      return load_vmlinux(vm, (const uint8_t *)elf, elf_len, name, initrd, err);
+    return load_bzimage(vm, k, len, name, initrd, err);
+  }
+  return hv_error(err, 0, "kernel `%s`: neither an ELF vmlinux nor a bzImage", name);
 }

@@ -134,12 +134,26 @@ bool hv_host_is_pvm(void);
 /* Host TSC frequency in kHz from /proc/cpuinfo or sysfs, 0 if unknown. */
 unsigned long hv_host_tsc_khz(void);
 
+/* A kernel module for the guest's initramfs (vm/kmod.c finds them). */
+struct vm_kmod {
+  char *name;                   /* "virtio_mmio" */
+  char *data;                   /* the ELF object, decompressed */
+  size_t len;
+};
+/* Modules go to HV_GUEST_MODULES_DIR/<name>.ko, and their names, one per
+ * line in load order (dependencies first), to HV_GUEST_MODULES_ORDER; the
+ * init loads them before it looks for its disks and consoles. */
+#define HV_GUEST_MODULES_DIR "/hvrun/modules"
+#define HV_GUEST_MODULES_ORDER HV_GUEST_MODULES_DIR "/order"
+
 /* Write a cpio "newc" archive to `out_path` holding /init (a copy of the
  * file `init_path`, mode 0755), /hvrun/config.json (`config_json`, mode
- * 0600) and the directories and /dev/console node the init needs.  It is
- * written to a temp file next to out_path and renamed into place. */
+ * 0600), the `n_mods` kernel modules (may be 0) and the directories and
+ * /dev/console node the init needs.  It is written to a temp file next to
+ * out_path and renamed into place. */
 int hv_initrd_write(const char *out_path, const char *init_path, const char *config_json,
-                    size_t config_len, hv_error_t *err);
+                    size_t config_len, const struct vm_kmod *mods, size_t n_mods,
+                    hv_error_t *err);
 
 /* Build the erofs image `out_path` from directory `dir` (mkfs.erofs). */
 int hv_rootdisk_from_dir(const char *dir, const char *out_path, hv_error_t *err);

@@ -49,8 +49,31 @@ static int entry(struct cpio *c, const char *name, uint32_t mode, uint32_t rmaj,
   return put(c, data, len);
 }
 
+/* The modules and their load order (see guest_proto.h). */
+static int put_modules(struct cpio *c, const struct vm_kmod *mods, size_t n) {
+  if (!n)
+    return 0;
+  if (entry(c, HV_GUEST_MODULES_DIR + 1, S_IFDIR | 0700, 0, 0, NULL, 0) < 0)
+    return -1;
+  size_t cap = 1;
+  for (size_t i = 0; i < n; i++)
+    cap += strlen(mods[i].name) + 1;
+  cleanup_free char *order = hv_xmalloc0(cap);
+  for (size_t i = 0; i < n; i++) {
+    if (strchr(mods[i].name, '/') || !mods[i].name[0])
+      return hv_error(c->err, EINVAL, "initrd: bad module name `%s`", mods[i].name);
+    cleanup_free char *name = hv_xasprintf("%s/%s.ko", HV_GUEST_MODULES_DIR + 1, mods[i].name);
+    if (entry(c, name, S_IFREG | 0600, 0, 0, mods[i].data, mods[i].len) < 0)
+      return -1;
+    strcat(order, mods[i].name);
+    strcat(order, "\n");
+  }
+  return entry(c, HV_GUEST_MODULES_ORDER + 1, S_IFREG | 0600, 0, 0, order, strlen(order));
+}
+
 int hv_initrd_write(const char *out_path, const char *init_path, const char *config_json,
-                    size_t config_len, hv_error_t *err) {
+                    size_t config_len, const struct vm_kmod *mods, size_t n_mods,
+                    hv_error_t *err) {
   cleanup_free char *init = NULL;
   size_t init_len = 0;
   if (hv_read_file(init_path, &init, &init_len, err) < 0)
@@ -87,6 +110,7 @@ int hv_initrd_write(const char *out_path, const char *init_path, const char *con
   if (r == 0 && getrandom(seed, sizeof seed, 0) != (ssize_t)sizeof seed)
     r = hv_error(err, errno, "getrandom for the guest's RNG seed");
   r = r ? r : entry(&c, "hvrun/seed", S_IFREG | 0600, 0, 0, seed, sizeof seed);
+  r = r ? r : put_modules(&c, mods, n_mods);
   r = r ? r : entry(&c, "init", S_IFREG | 0755, 0, 0, init, init_len);
   r = r ? r : entry(&c, "TRAILER!!!", 0, 0, 0, NULL, 0);
   if (r == 0 && fflush(f) != 0)

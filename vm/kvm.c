@@ -335,10 +335,13 @@ void vm_cmdline_append(struct vm *vm, const char *fmt, ...) {
   vm->cmdline = n;
 }
 
-void vm_alloc_mmio_slot(struct vm *vm, uint64_t *base, uint32_t *gsi) {
-  uint32_t slot = vm->next_mmio_slot++;
+void vm_mmio_slot(uint32_t slot, uint64_t *base, uint32_t *gsi) {
   *base = VM_MMIO_BASE + slot * VM_MMIO_SIZE;
   /* IRQs 5..23 on the IOAPIC; skip nothing below 16 that our devices use
    * (serial is 4).  Beyond 19 slots IRQs are shared, which virtio allows. */
   *gsi = VM_MMIO_IRQ_BASE + slot % (24 - VM_MMIO_IRQ_BASE);
+}
+
+void vm_alloc_mmio_slot(struct vm *vm, uint64_t *base, uint32_t *gsi) {
+  vm_mmio_slot(vm->next_mmio_slot++, base, gsi);
 }

@@ -33,6 +33,7 @@ void vmb_plan_clear(struct vmb_plan *p) {
   free(p->image_ref);
   free(p->cmdline);
   free(p->kvm_dev);
+  vm_kmods_free(&p->kmods);
   memset(p, 0, sizeof *p);
 }
 
@@ -364,6 +365,13 @@ int vmb_plan_resolve(const struct hv_oci_config *cfg, struct vmb_plan *p, hv_err
 
   cleanup_free char *bindir = exe_dir();
   if (find_kernel(cfg, bindir, &p->kernel, err) < 0 || find_init(cfg, bindir, &p->init, err) < 0)
+    return -1;
+  const char *kmods = hv_oci_annotation(cfg, VMB_ANN_KMODS), *ksrc = "annotation " VMB_ANN_KMODS;
+  if (!kmods) {
+    kmods = getenv("HVRUN_KERNEL_MODULES");
+    ksrc = "HVRUN_KERNEL_MODULES";
+  }
+  if (vm_kmods_resolve(p->kernel, kmods, ksrc, &p->kmods, err) < 0)
     return -1;
   const char *img = hv_oci_annotation(cfg, VMB_ANN_IMAGE);
   p->image_ref = img && *img ? hv_xstrdup(img) : NULL;

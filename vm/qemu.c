@@ -81,7 +81,9 @@ static void build_argv(const struct hv_vm_config *c, const char *accel, int ctl_
   bool pvm_kvm = !strcmp(accel, "kvm") && hv_host_is_pvm();
   arg(a, "%s", qemu && *qemu ? qemu : QEMU_DEFAULT);
   arg(a, "-M");
-  arg(a, "microvm,rtc=on,acpi=off");
+  /* Devices on the command line for a kernel built like ours; a
+   * distribution kernel (c->acpi) finds them in QEMU's ACPI tables. */
+  arg(a, c->acpi ? "microvm,rtc=on,acpi=on" : "microvm,rtc=on,acpi=off");
   arg(a, "-accel");
   arg(a, "%s", accel);
   arg(a, "-cpu");

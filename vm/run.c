@@ -40,6 +40,8 @@ int hv_vm_run(const struct hv_vm_config *c, int *exit_status, hv_error_t *err) {
   double t0 = now_s();
   int rc = vm_create(&vm, c->mem_bytes, c->vcpus, c->hugepages, err);
   if (rc == 0) {
+    vm.acpi = c->acpi;
+    vm.kernel_name = c->kernel_name;
     vm_cmdline_append(&vm, "%s", c->cmdline ? c->cmdline : "");
     if (vm_host_is_pvm())
       vm_cmdline_append(&vm, "%s", vm_pvm_kernel_args());

@@ -103,16 +103,23 @@ static void fatal_exit(struct vm_vcpu *v, const char *what) {
   vm_request_stop(v->vm, HV_VM_EXIT_ERROR, 0, msg);
 }
 
-/* PVM's emulator cannot execute int3 (Linux uses it in its boot self-test
- * and for every static-key patch via text_poke_bp).  int3 is a trap with a
- * one-byte encoding, so the VMM can do it: step over it and inject #BP,
- * which the guest then takes through its own IDT as on hardware.  Returns
- * true if it did.  (Not needed on VMX/SVM, which run int3 natively.) */
-static bool reflect_int3(struct vm_vcpu *v) {
+/* Instructions PVM's emulator cannot execute, done by the VMM instead:
+ * - int3 (Linux uses it in its boot self-test and for every static-key
+ *   patch via text_poke_bp): a trap with a one-byte encoding, so step over
+ *   it and inject #BP, which the guest takes through its own IDT as on
+ *   hardware;
+ * - fwait (a stock kernel's FPU init runs fninit; fwait): with no x87
+ *   exception pending, as after fninit, it does nothing; step over it.
+ * Returns true if it did one.  (Not needed on VMX/SVM, which run both
+ * natively; hvrun's own kernel avoids both under PVM, a stock one cannot.) */
+static bool pvm_step_over(struct vm_vcpu *v) {
   struct kvm_run *run = v->run;
   if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION ||
       !(run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) ||
-      run->emulation_failure.insn_size < 1 || run->emulation_failure.insn_bytes[0] != 0xcc)
+      run->emulation_failure.insn_size < 1)
+    return false;
+  uint8_t op = run->emulation_failure.insn_bytes[0];
+  if (op != 0xcc && op != 0x9b)
     return false;
   struct kvm_regs regs;
   struct kvm_vcpu_events ev;
@@ -121,12 +128,16 @@ static bool reflect_int3(struct vm_vcpu *v) {
   if (ev.exception.injected || ev.exception.pending)
     return false;
   regs.rip += 1;
+  if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+    return false;
+  if (op == 0x9b)
+    return true;
   ev.exception.injected = 1;
   ev.exception.nr = 3;
   ev.exception.has_error_code = 0;
   ev.exception.error_code = 0;
   ev.flags = 0;
-  if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0 || ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+  if (ioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
     return false;
   v->int3_reflected++;
   return true;
@@ -134,7 +145,7 @@ static bool reflect_int3(struct vm_vcpu *v) {
 
 static void handle_internal_error(struct vm_vcpu *v) {
   struct kvm_run *run = v->run;
-  if (v->pvm && reflect_int3(v))
+  if (v->pvm && pvm_step_over(v))
     return;
   char what[256];
   const char *names[] = {"?", "emulation failure", "simultaneous exception",

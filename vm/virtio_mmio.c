@@ -516,7 +516,11 @@ int virtio_mmio_create(struct vm *vm, const struct virtio_dev_ops *ops, void *de
     pthread_mutex_unlock(&t->lock);
     return hv_error(err, 0, "%s: cannot register device", ops->name);
   }
-  vm_cmdline_append(vm, "virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)t->base, t->gsi);
+  /* A kernel that reads ACPI finds the device in the DSDT (acpi.c); giving
+   * it on the command line too would declare it twice. */
+  if (!vm->acpi)
+    vm_cmdline_append(vm, "virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)t->base,
+                      t->gsi);
   if (out)
     *out = t;
   return 0;

@@ -6,6 +6,8 @@
 
 struct hv_vm_config {
   const char *kernel;           /* vmlinux ELF (PVH/64-bit entry) or bzImage */
+  const char *kernel_name;      /* how errors name it (its host path when
+                                   `kernel` is the jail's copy); NULL: kernel */
   const char *initrd;           /* optional */
   const char *cmdline;          /* base command line; devices append to it */
   uint32_t vcpus;               /* >= 1 */
@@ -18,6 +20,9 @@ struct hv_vm_config {
                                    virtio-console device), -1 = none */
   int kernel_log_fd;            /* 8250 output, -1 = discard */
   const char *engine;           /* NULL/"hvrun" or "qemu" */
+  bool acpi;                    /* declare the virtio-mmio devices through ACPI
+                                   tables instead of the command line (a
+                                   distribution kernel: vm/kmod.c) */
   /* QEMU engine: called in the parent once QEMU runs (the jailed
    * supervisor loads its own seccomp filter there); <0 stops the VM. */
   int (*after_spawn)(pid_t child, hv_error_t *err);

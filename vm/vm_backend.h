@@ -24,6 +24,10 @@
  * Knobs (annotation first, then environment, then default):
  *   org.hvrun.kernel / HVRUN_KERNEL   guest kernel (default: newest
  *                                     build/kernel next to the hvrun binary)
+ *   org.hvrun.kernel-modules / HVRUN_KERNEL_MODULES
+ *                                     the kernel's module tree (default:
+ *                                     <root>/lib/modules/<release> beside
+ *                                     <root>/boot/<kernel>, or the host's)
  *   org.hvrun.init / HVRUN_INIT       guest init (default: hvrun-init next to it)
  *   org.hvrun.engine / HVRUN_ENGINE   hvrun (own VMM, default) or qemu
  *   org.hvrun.image                   image ref: use the store's cached erofs disk
@@ -46,6 +50,7 @@
 #define VMB_CONFIG "config.json"
 
 #define VMB_ANN_KERNEL "org.hvrun.kernel"
+#define VMB_ANN_KMODS "org.hvrun.kernel-modules"
 #define VMB_ANN_ENGINE "org.hvrun.engine"
 #define VMB_ANN_INIT "org.hvrun.init"
 #define VMB_ANN_IMAGE "org.hvrun.image"
@@ -65,6 +70,28 @@
 #define VMB_VMM_TASKS 32
 #define VMB_QEMU_TASKS 64
 
+/* ---- kmod.c: modules a modular guest kernel needs ---- */
+struct vm_kmods {
+  char *release;                /* the kernel's release string */
+  char *dir;                    /* its module tree; NULL: none found, the
+                                   kernel must have what the guest needs
+                                   built in (hvrun's own kernel) */
+  struct vm_kmod *mods;         /* load order: dependencies first */
+  size_t n;
+  bool acpi;                    /* virtio-mmio is a module: declare the
+                                   devices through ACPI, not the cmdline */
+};
+/* Read the kernel's release, find its module tree (`dir` if given, named
+ * by `src` in errors; else <root>/lib/modules/<release> beside
+ * <root>/boot/<kernel>; else /lib/modules/<release>) and read the modules
+ * the guest init needs (virtio_mmio, virtio_blk, virtio_console, erofs,
+ * overlay) that are not built in, with their dependencies. */
+int vm_kmods_resolve(const char *kernel, const char *dir, const char *src, struct vm_kmods *k,
+                     hv_error_t *err);
+void vm_kmods_free(struct vm_kmods *k);
+/* Free the modules' contents once they are in the initrd (names stay). */
+void vm_kmods_drop_data(struct vm_kmods *k);
+
 /* ---- policy_vm.c: what the VM makes of a config ---- */
 struct vmb_plan {
   char *kernel;                 /* absolute path */
@@ -77,6 +104,8 @@ struct vmb_plan {
   char *kvm_dev;                /* host path bound at /dev/kvm in the jail */
   bool need_kvm;
   bool jail;                    /* false only with HVRUN_VM_NOJAIL=1 */
+  struct vm_kmods kmods;        /* modules for the initrd; kmods.acpi: the
+                                   devices are declared through ACPI */
 };
 /* Check every config field the VM backend cannot honour (one clear error
  * naming the field), then resolve kernel, init, engine, vCPUs and RAM. */

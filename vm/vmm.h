@@ -44,6 +44,8 @@ struct vm {
   struct vm_io_region *pio, *mmio; size_t n_pio, n_mmio;
   char *cmdline;                /* grows as devices append */
   uint32_t next_mmio_slot;      /* virtio-mmio slots handed out */
+  bool acpi;                    /* devices go in ACPI tables, not the cmdline */
+  const char *kernel_name;      /* the kernel as errors name it, or NULL */
   /* stop request: set once by whoever ends the VM (hypercall, reset,
    * error); vCPU threads are kicked out of KVM_RUN. */
   pthread_mutex_t lock;
@@ -86,6 +88,35 @@ void vm_request_stop(struct vm *vm, enum hv_vm_exit reason, int status, const ch
 void vm_cmdline_append(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Next free virtio-mmio window: base address and GSI. */
 void vm_alloc_mmio_slot(struct vm *vm, uint64_t *base, uint32_t *gsi);
+/* Base address and GSI of virtio-mmio slot `slot` (the same for every VM). */
+void vm_mmio_slot(uint32_t slot, uint64_t *base, uint32_t *gsi);
+
+/* ACPI tables (acpi.c), for guest kernels that find virtio-mmio devices only
+ * through ACPI (stock distribution kernels: virtio_mmio as a module, no
+ * VIRTIO_MMIO_CMDLINE_DEVICES).  RSDP at VM_ACPI_BASE, the other tables
+ * after it, all below VM_ACPI_END (the e820 map marks the range reserved).
+ * Tables: RSDP (rev 2) -> XSDT -> FADT (rev 6, HW-reduced ACPI) -> DSDT,
+ * and MADT.  The DSDT holds one LNRO0005 device per virtio-mmio slot
+ * 0..n_virtio-1 (Memory32Fixed window + edge/active-high interrupt, from
+ * vm_mmio_slot); the MADT one enabled local APIC per vCPU (APIC id = vCPU
+ * index) and the IOAPIC (id = nr_vcpus, 0xfec00000, GSI base 0), as the MP
+ * table does. */
+#define VM_ACPI_BASE 0xe0000ULL
+#define VM_ACPI_END 0x100000ULL
+/* Build the tables into `buf`, which the guest sees at `base_gpa`; room is
+ * the bytes available.  Pure (no KVM), for tests.  Returns the bytes used,
+ * or <0 with err filled. */
+long vm_acpi_build(uint8_t *buf, size_t room, uint64_t base_gpa, uint32_t nr_vcpus,
+                   uint32_t n_virtio, hv_error_t *err);
+/* Write the tables for this VM's vCPUs and virtio-mmio slots into guest
+ * memory at VM_ACPI_BASE; *rsdp gets the RSDP's guest address. */
+int vm_acpi_write(struct vm *vm, uint64_t *rsdp, hv_error_t *err);
+
+/* decompress.c: inflate `in` (any format libarchive detects: lz4 incl. the
+ * kernel's legacy frames, xz, zstd, gzip, bzip2, lzma) into a malloc'd
+ * *out of at most `max` bytes.  Fails on data that is not compressed. */
+int vm_decompress(const void *in, size_t in_len, size_t max, char **out, size_t *out_len,
+                  hv_error_t *err);
 
 /* Run all vCPUs until a stop; returns when every vCPU thread has ended. */
 int vm_run_vcpus(struct vm *vm, hv_error_t *err);

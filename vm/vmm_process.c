@@ -352,6 +352,7 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
   }
   atomic_store(&v.booting, true);
   struct hv_vm_config vc = {.kernel = kernel,
+                            .kernel_name = p->kernel,
                             .initrd = initrd_path,
                             .cmdline = qemu ? NULL : p->cmdline,
                             .vcpus = p->vcpus,
@@ -363,6 +364,7 @@ static __attribute__((noreturn)) void vmm_main(const struct vmb_spawn *s, int sy
                             .control_fd = ctl[1],
                             .kernel_log_fd = o.klog_fd,
                             .engine = p->engine,
+                            .acpi = p->kmods.acpi,
                             .after_spawn = qemu && p->jail ? vmb_jail_seccomp_supervisor : NULL};
   int status = 0;
   int rc = qemu ? hv_vm_run_qemu(&vc, &status, &err) : hv_vm_run(&vc, &status, &err);

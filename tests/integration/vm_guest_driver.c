@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
   cleanup_free char *disk = hv_xasprintf("%s/root.erofs", argv[5]);
   cleanup_free char *klog = hv_xasprintf("%s/kernel.log", argv[5]);
   if (hv_read_file(argv[3], &cfg, &len, &err) < 0 ||
-      hv_initrd_write(initrd, argv[2], cfg, len, &err) < 0 ||
+      hv_initrd_write(initrd, argv[2], cfg, len, NULL, 0, &err) < 0 ||
       hv_rootdisk_from_dir(argv[4], disk, &err) < 0)
     return hv_error_print(&err) ? 1 : 1;
   int sv[2];

@@ -102,7 +102,7 @@ static void test_contents(void **state) {
   (void)state;
   hv_error_t err = NULL;
   const char *cfg = "{\"process\":{\"args\":[\"sh\"]}}";
-  assert_int_equal(hv_initrd_write(archive, fake_init, cfg, strlen(cfg), &err), 0);
+  assert_int_equal(hv_initrd_write(archive, fake_init, cfg, strlen(cfg), NULL, 0, &err), 0);
   assert_null(err);
   char *buf = NULL;
   size_t len = 0;
@@ -146,7 +146,7 @@ static void test_cpio_tool_reads_it(void **state) {
   if (system("command -v cpio >/dev/null 2>&1") != 0)
     skip();
   hv_error_t err = NULL;
-  assert_int_equal(hv_initrd_write(archive, fake_init, "{}", 2, &err), 0);
+  assert_int_equal(hv_initrd_write(archive, fake_init, "{}", 2, NULL, 0, &err), 0);
   char cmd[512];
   snprintf(cmd, sizeof cmd, "cpio -it --quiet < %s 2>&1", archive);
   FILE *p = popen(cmd, "r");
@@ -168,7 +168,7 @@ static void test_not_elf(void **state) {
   FILE *f = fopen(notelf, "w");
   fputs("#!/bin/sh\n", f);
   fclose(f);
-  assert_true(hv_initrd_write(archive, notelf, "{}", 2, &err) < 0);
+  assert_true(hv_initrd_write(archive, notelf, "{}", 2, NULL, 0, &err) < 0);
   assert_non_null(err);
   assert_non_null(strstr(err->msg, "not an ELF"));
   hv_error_release(&err);
@@ -179,13 +179,50 @@ static void test_not_elf(void **state) {
 static void test_missing_init_and_bad_dir(void **state) {
   (void)state;
   hv_error_t err = NULL;
-  assert_true(hv_initrd_write(archive, "/nonexistent/init", "{}", 2, &err) < 0);
+  assert_true(hv_initrd_write(archive, "/nonexistent/init", "{}", 2, NULL, 0, &err) < 0);
   assert_non_null(strstr(err->msg, "/nonexistent/init"));
   hv_error_release(&err);
-  assert_true(hv_initrd_write("/nonexistent/dir/initrd", fake_init, "{}", 2, &err) < 0);
+  assert_true(
+      hv_initrd_write("/nonexistent/dir/initrd", fake_init, "{}", 2, NULL, 0, &err) < 0);
   assert_non_null(err);
   hv_error_release(&err);
   assert_int_equal(count_files(), 1); /* only the fake init */
+}
+
+/* Modules land under hvrun/modules with their load order. */
+static void test_modules(void **state) {
+  (void)state;
+  hv_error_t err = NULL;
+  struct vm_kmod mods[] = {{.name = "virtio", .data = "\177ELFa", .len = 5},
+                           {.name = "virtio_mmio", .data = "\177ELFbcd", .len = 7}};
+  assert_int_equal(hv_initrd_write(archive, fake_init, "{}", 2, mods, 2, &err), 0);
+  char *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(hv_read_file(archive, &buf, &len, &err), 0);
+  struct ent e[16];
+  int n = parse(buf, len, e, 16);
+  assert_int_equal(n, 9 + 4);
+  int seen = 0;
+  for (int i = 0; i < n; i++) {
+    if (!strcmp(e[i].name, "hvrun/modules")) {
+      assert_int_equal(e[i].mode, S_IFDIR | 0700);
+      seen |= 1;
+    } else if (!strcmp(e[i].name, "hvrun/modules/virtio_mmio.ko")) {
+      assert_int_equal(e[i].size, 7);
+      assert_memory_equal(e[i].data, "\177ELFbcd", 7);
+      seen |= 2;
+    } else if (!strcmp(e[i].name, "hvrun/modules/order")) {
+      assert_int_equal(e[i].size, strlen("virtio\nvirtio_mmio\n"));
+      assert_memory_equal(e[i].data, "virtio\nvirtio_mmio\n", e[i].size);
+      seen |= 4;
+    }
+  }
+  assert_int_equal(seen, 7);
+  free(buf);
+  struct vm_kmod bad = {.name = "../x", .data = "", .len = 0};
+  assert_true(hv_initrd_write(archive, fake_init, "{}", 2, &bad, 1, &err) < 0);
+  assert_non_null(strstr(err->msg, "bad module name"));
+  hv_error_release(&err);
 }
 
 static void test_hcall_decode(void **state) {
@@ -204,6 +241,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_cpio_tool_reads_it, setup, teardown),
       cmocka_unit_test_setup_teardown(test_not_elf, setup, teardown),
       cmocka_unit_test_setup_teardown(test_missing_init_and_bad_dir, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_modules, setup, teardown),
       cmocka_unit_test(test_hcall_decode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,8 @@
 #include <elf.h>
 #include <string.h>
 #include "vm/vmm.h"
+#include <archive.h>
+#include <archive_entry.h>
 
 static char guests_dir[4096];
 static char tmpdir[] = "/tmp/hvrun-test-vm-boot-XXXXXX";
@@ -122,6 +124,95 @@ static void test_bzimage_entry(void **state) {
     fail_msg("load: %s", err->msg);
   assert_int_equal(r, HV_VM_EXIT_STATUS);
   assert_int_equal(status, 44);
+}
+
+/* pvh_kernel.elf, gzip-compressed, with the PVM patch's marker or not. */
+static char *gzip_pvh_kernel(bool marker, size_t *out_len) {
+  cleanup_free char *path = path_in(guests_dir, "pvh_kernel.elf");
+  cleanup_free char *elf = NULL;
+  size_t len = 0;
+  hv_error_t err = NULL;
+  if (hv_read_file(path, &elf, &len, &err) < 0)
+    fail_msg("%s", err->msg);
+  if (marker) {
+    elf = hv_xrealloc(elf, len + 16);
+    memcpy(elf + len, "hvrun.pvm", 9);
+    len += 9;
+  }
+  size_t cap = len + 4096, used = 0;
+  char *out = hv_xmalloc0(cap);
+  struct archive *a = archive_write_new();
+  assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
+  assert_int_equal(archive_write_open_memory(a, out, cap, &used), ARCHIVE_OK);
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_filetype(e, AE_IFREG);
+  assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+  assert_int_equal(archive_write_data(a, elf, len), (la_ssize_t)len);
+  archive_entry_free(e);
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+  *out_len = used;
+  return out;
+}
+
+/* On PVM the host inflates a bzImage's payload and boots the ELF inside
+ * (here the PVH stand-in, which reports 42); elsewhere the bzImage's own
+ * 64-bit entry runs (the stand-in payload reports 44).  A kernel without
+ * the PVM patch is refused on PVM before it boots. */
+static void test_bzimage_payload_on_pvm(void **state) {
+  (void)state;
+  unsetenv("HVRUN_PVM_UNPATCHED_KERNEL");
+  for (int marker = 1; marker >= 0; marker--) {
+    size_t zlen = 0;
+    cleanup_free char *z = gzip_pvh_kernel(marker, &zlen);
+    cleanup_free char *k = make_bzimage(0x020f, 0x3);
+    cleanup_free char *img = NULL;
+    size_t len = 0;
+    hv_error_t err = NULL;
+    assert_int_equal(hv_read_file(k, &img, &len, &err), 0);
+    img = hv_xrealloc(img, len + zlen);
+    memcpy(img + len, z, zlen);
+    uint32_t off = (uint32_t)(len - 1024), zl = (uint32_t)zlen;
+    memcpy(img + 0x248, &off, 4);
+    memcpy(img + 0x24c, &zl, 4);
+    write_file(k, img, len + zlen);
+    int status;
+    char error[512];
+    setenv("HVRUN_PVM", "1", 1);
+    int r = boot(k, NULL, "pvh-test console=ttyS0", &status, error, sizeof error, &err);
+    if (marker) {
+      if (r < 0)
+        fail_msg("load: %s", err->msg);
+      assert_int_equal(r, HV_VM_EXIT_STATUS);
+      assert_int_equal(status, 42);
+    } else {
+      assert_int_equal(r, -1);
+      if (!strstr(err->msg, "lacks hvrun's PVM patch"))
+        fail_msg("error: %s", err->msg);
+      hv_error_release(&err);
+      setenv("HVRUN_PVM_UNPATCHED_KERNEL", "1", 1);
+      r = boot(k, NULL, "pvh-test console=ttyS0", &status, error, sizeof error, &err);
+      unsetenv("HVRUN_PVM_UNPATCHED_KERNEL");
+      assert_int_equal(r, HV_VM_EXIT_STATUS);
+      assert_int_equal(status, 42);
+    }
+    /* Off PVM the bzImage's own entry runs (patched or not). */
+    cleanup_free char *initrd = path_in(tmpdir, "initrd");
+    write_file(initrd, "INITRD!!", 8);
+    setenv("HVRUN_PVM", "0", 1);
+    r = boot(k, initrd, "bz console=ttyS0", &status, error, sizeof error, &err);
+    unsetenv("HVRUN_PVM");
+    assert_int_equal(r, HV_VM_EXIT_STATUS);
+    assert_int_equal(status, 44);
+  }
+}
+
+static int restore_env(void **state) {
+  (void)state;
+  unsetenv("HVRUN_PVM");
+  setenv("HVRUN_PVM_UNPATCHED_KERNEL", "1", 1);
+  return 0;
 }
 
 static void expect_load_error(const char *kernel, const char *initrd, const char *cmdline,
@@ -287,10 +378,14 @@ int main(void) {
   }
   if (!mkdtemp(tmpdir))
     return 1;
+  /* The stand-in kernels lack the PVM patch's marker (a check the PVM
+   * test below makes for real). */
+  setenv("HVRUN_PVM_UNPATCHED_KERNEL", "1", 1);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pvh_entry),
       cmocka_unit_test(test_direct64_entry),
       cmocka_unit_test(test_bzimage_entry),
+      cmocka_unit_test_teardown(test_bzimage_payload_on_pvm, restore_env),
       cmocka_unit_test(test_load_errors),
       cmocka_unit_test(test_hv_vm_run),
       cmocka_unit_test(test_hugepages_error),

@@ -145,6 +145,16 @@ static void test_int3(void **state) {
   assert_int_equal(r.status, 3);
 }
 
+static void test_fwait(void **state) {
+  (void)state;
+  struct run_result r;
+  run_guest("fwait", 1, 0, &r);
+  if (r.reason == HV_VM_EXIT_ERROR)
+    fail_msg("VM error: %s", r.error);
+  assert_int_equal(r.reason, HV_VM_EXIT_STATUS);
+  assert_int_equal(r.status, 9);
+}
+
 /* On PVM with the int3 work-around off, the emulator's failure must come
  * out as a clear error naming the instruction, and the VM must stop. */
 static void test_emulation_failure_reported(void **state) {
@@ -265,7 +275,7 @@ int main(void) {
       cmocka_unit_test(test_serial_hello),  cmocka_unit_test(test_exit_status),
       cmocka_unit_test(test_signaled),      cmocka_unit_test(test_panic),
       cmocka_unit_test(test_reset),         cmocka_unit_test(test_triple_fault),
-      cmocka_unit_test(test_int3),          cmocka_unit_test(test_emulation_failure_reported),
+      cmocka_unit_test(test_int3),          cmocka_unit_test(test_fwait),          cmocka_unit_test(test_emulation_failure_reported),
       cmocka_unit_test(test_pvm_cpuid_and_args),
                cmocka_unit_test(test_halt_then_stop), cmocka_unit_test(test_mmio_unmapped),
       cmocka_unit_test(test_smp),           cmocka_unit_test(test_gpa_bounds),

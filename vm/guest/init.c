@@ -266,6 +266,16 @@ int main(void) {
     fail(PANIC_SETUP, &err);
   }
   seed_rng();
+  /* A distribution kernel's virtio, erofs and overlayfs drivers come as
+   * modules in the initramfs; the consoles and disk exist once they load. */
+  int mods = guest_modules_load(&err);
+  if (mods < 0)
+    fail(PANIC_SETUP, &err);
+  if (mods > 0) {
+    guest_wait_device(CONTROL_TTY);
+    guest_wait_device(WORKLOAD_TTY);
+    guest_wait_device("/dev/vda");
+  }
   /* The guest is sized to the workload's memory limit, which its cgroup
    * enforces: like on a big host, a large allocation is granted and only
    * touching it counts, instead of the heuristic refusing anything near

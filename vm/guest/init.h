@@ -11,6 +11,12 @@
  * the spec has none), then move it onto / and chroot into it. */
 int guest_rootfs_setup(const struct hv_oci_config *cfg, hv_error_t *err);
 
+/* modules.c: load the initramfs's kernel modules (HV_GUEST_MODULES_ORDER)
+ * in order; 0 when there are none, 1 when some were loaded. */
+int guest_modules_load(hv_error_t *err);
+/* Wait (a few seconds at most) for a device node a module's driver adds. */
+void guest_wait_device(const char *path);
+
 /* Write linux.sysctl entries to /proc/sys. */
 int guest_sysctl_apply(const struct hv_oci_config *cfg, hv_error_t *err);
 

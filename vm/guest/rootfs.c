@@ -111,15 +111,27 @@ static bool spec_mounts(const struct hv_oci_config *cfg, const char *dest) {
   return false;
 }
 
+/* The root disk, read-only; a missing disk means the kernel found no
+ * virtio-mmio devices, which is the kernel's configuration, not the image. */
+static int mount_root_disk(const char *target, hv_error_t *err) {
+  if (mount(ROOT_DISK, target, "erofs", MS_RDONLY, NULL) == 0)
+    return 0;
+  if (errno == ENOENT)
+    return hv_error(err, errno, "mount root disk " ROOT_DISK " (erofs) on `%s`: the guest "
+                    "kernel found no virtio-mmio disk (it needs VIRTIO_MMIO_CMDLINE_DEVICES, "
+                    "or ACPI with virtio_mmio as a module)", target);
+  return hv_error(err, errno, "mount root disk " ROOT_DISK " (erofs) on `%s`", target);
+}
+
 int guest_rootfs_setup(const struct hv_oci_config *cfg, hv_error_t *err) {
   if (hv_mkdir_p(LOWER, 0755, err) < 0 || hv_mkdir_p(NEWROOT, 0755, err) < 0)
     return -1;
   if (cfg->root.readonly) {
-    if (mount(ROOT_DISK, NEWROOT, "erofs", MS_RDONLY, NULL) < 0)
-      return hv_error(err, errno, "mount root disk " ROOT_DISK " (erofs) on " NEWROOT);
+    if (mount_root_disk(NEWROOT, err) < 0)
+      return -1;
   } else {
-    if (mount(ROOT_DISK, LOWER, "erofs", MS_RDONLY, NULL) < 0)
-      return hv_error(err, errno, "mount root disk " ROOT_DISK " (erofs) on " LOWER);
+    if (mount_root_disk(LOWER, err) < 0)
+      return -1;
     if (mount_one("tmpfs", RW, "tmpfs", 0, "mode=0755", err) < 0 ||
         hv_mkdir_p(RW "/upper", 0755, err) < 0 || hv_mkdir_p(RW "/work", 0755, err) < 0)
       return -1;
