@@ -87,7 +87,7 @@ unit: $(UNIT_BINS)
 # Everything the integration tests and the demo use: both binaries, the
 # static guest init, the guest kernel (cached by content hash) and the
 # default image hvrun/busybox in the default store.
-prereqs: all asan guest-init kernel image
+prereqs: all asan guest-init kernel stock-kernel image
 
 # The whole suite runs against build/hvrun; the ASan+UBSan binary then runs
 # the lifecycle, one-shot, bad-input, VM-backend and limits files again,

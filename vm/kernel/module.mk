@@ -14,3 +14,10 @@ kernel:
 	  ln -sfn "$$(realpath "$$out")/vmlinux" $(BUILD)/kernel/vmlinux && \
 	  ln -sfn "$$(realpath "$$out")/bzImage" $(BUILD)/kernel/bzImage && \
 	  echo "kernel: $$out"
+
+# Debian's stock cloud kernel and its modules, unpacked (not installed) under
+# $(BUILD)/stock-kernel/current: what the tests boot through --kernel to
+# check the distribution-kernel path (ACPI devices, modules in the initrd).
+.PHONY: stock-kernel
+stock-kernel:
+	@vm/kernel/stock.sh $(BUILD)/stock-kernel
