@@ -91,11 +91,12 @@ prereqs: all asan guest-init kernel stock-kernel image
 
 # The whole suite runs against build/hvrun; the ASan+UBSan binary then runs
 # the lifecycle, one-shot, bad-input, VM-backend and limits files again,
-# where memory errors in the runtime and the VMM would show (the two long
-# own-VMM tests, ten at once and the limits run, only in the first pass).
+# where memory errors in the runtime and the VMM would show (the long
+# own-VMM tests, ten at once, the limits run and the stock kernel's ACPI
+# boot, only in the first pass).
 ASAN_INTEGRATION := tests/integration/test_oci_cli.py tests/integration/test_oneshot.py \
   tests/integration/test_bad_input.py tests/integration/test_vm_backend.py \
-  tests/integration/test_limits_both_models.py
+  tests/integration/test_limits_both_models.py tests/integration/test_stock_kernel.py
 integration: prereqs
 	HVRUN=$(BUILD)/hvrun $(PYTHON) -m pytest -q -ra tests/integration
 	HVRUN=build/asan/hvrun HVRUN_SKIP_LONG_VMM=1 $(PYTHON) -m pytest -q -ra $(ASAN_INTEGRATION)

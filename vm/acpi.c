@@ -138,10 +138,8 @@ static void aml_bytes(struct aml *a, const void *d, size_t n) {
     size_t cap = a->cap ? a->cap : 256;
     while (cap < a->len + n)
       cap *= 2;
-    uint8_t *p = realloc(a->p, cap);
-    if (!p)
-      abort();
-    a->p = p, a->cap = cap;
+    a->p = hv_xrealloc(a->p, cap);
+    a->cap = cap;
   }
   memcpy(a->p + a->len, d, n);
   a->len += n;

@@ -143,8 +143,9 @@ def test_own_vmm_refuses_unpatched_kernel_on_pvm(hv, stock):
     assert time.monotonic() - t0 < 30
 
 
-@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_LONG_VMM") == "1",
-                    reason="HVRUN_SKIP_LONG_VMM=1")
+@pytest.mark.skipif(os.environ.get("HVRUN_SKIP_SLOW") == "1" or
+                    os.environ.get("HVRUN_SKIP_LONG_VMM") == "1",
+                    reason="HVRUN_SKIP_SLOW=1 or HVRUN_SKIP_LONG_VMM=1 (the ASan pass)")
 def test_own_vmm_acpi_tables_on_stock_kernel(hv, stock):
     """The stock kernel on hvrun's own VMM reads hvrun's ACPI tables: the
     RSDP at 0xe0000, the MADT for its CPUs and IOAPIC, the DSDT's AML, and
