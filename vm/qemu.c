@@ -177,11 +177,19 @@ static void __attribute__((noreturn)) exec_qemu(const struct hv_vm_config *c, ch
   _exit(127);
 }
 
+/* Guest -> host bytes wait here while the host end is full.  QEMU drops
+ * what a virtconsole's chardev cannot take at once (it cannot throttle the
+ * guest's hvc driver), so the guest end is always read at once; a slow
+ * exec reader on the host makes this queue grow instead, up to a bound. */
+#define RELAY_QUEUE_MAX (256u << 20)
+
 struct relay {
   int qemu_err;       /* QEMU's stderr, forwarded to ours and watched */
   bool internal_error;/* KVM stopped the guest (QEMU then waits forever) */
   int guest;          /* our end of QEMU's control chardev */
   int host;           /* c->control_fd, or -1 */
+  char *queue;        /* guest -> host bytes not yet sent */
+  size_t queued, queue_cap;
   char line[512];
   size_t used;
   bool have_exit;
@@ -189,10 +197,40 @@ struct relay {
   char error[512];    /* the guest init's "error ..." line, if any */
 };
 
+/* Send what the host end takes now (all of it when `block`). */
+static void relay_flush(struct relay *r, bool block) {
+  while (r->host >= 0 && r->queued > 0) {
+    ssize_t n = send(r->host, r->queue, r->queued, MSG_NOSIGNAL | (block ? 0 : MSG_DONTWAIT));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == EAGAIN)
+      return;
+    if (n <= 0) {
+      r->host = -1; /* host end closed: the VM runs on */
+      r->queued = 0;
+      return;
+    }
+    memmove(r->queue, r->queue + n, r->queued - (size_t)n);
+    r->queued -= (size_t)n;
+  }
+}
+
 /* Guest -> host: keep "exit"/"error" for ourselves, pass every line on. */
 static void relay_from_guest(struct relay *r, const char *buf, size_t n) {
-  if (r->host >= 0 && write(r->host, buf, n) < 0)
-    r->host = -1;
+  if (r->host >= 0) {
+    if (r->queued + n > RELAY_QUEUE_MAX) {
+      hv_warn("vm: the control channel's reader is %u MiB behind; output dropped",
+              RELAY_QUEUE_MAX >> 20);
+    } else {
+      if (r->queued + n > r->queue_cap) {
+        r->queue_cap = (r->queued + n) * 2;
+        r->queue = hv_xrealloc(r->queue, r->queue_cap);
+      }
+      memcpy(r->queue + r->queued, buf, n);
+      r->queued += n;
+      relay_flush(r, false);
+    }
+  }
   for (size_t i = 0; i < n; i++) {
     if (buf[i] != '\n') {
       if (r->used < sizeof r->line - 1)
@@ -223,7 +261,7 @@ static int wait_qemu(pid_t pid, struct relay *r, int *wstatus, hv_error_t *err) 
     }
     struct pollfd pf[4] = {{.fd = pidfd, .events = POLLIN},
                            {.fd = r->guest, .events = POLLIN},
-                           {.fd = r->host, .events = POLLIN},
+                           {.fd = r->host, .events = POLLIN | (r->queued ? POLLOUT : 0)},
                            {.fd = r->qemu_err, .events = POLLIN}};
     if (poll(pf, 4, -1) < 0) {
       if (errno == EINTR)
@@ -253,6 +291,8 @@ static int wait_qemu(pid_t pid, struct relay *r, int *wstatus, hv_error_t *err) 
       if (n > 0)
         relay_from_guest(r, buf, (size_t)n);
     }
+    if (r->host >= 0 && (pf[2].revents & POLLOUT))
+      relay_flush(r, false);
     if (r->host >= 0 && (pf[2].revents & (POLLIN | POLLHUP))) {
       ssize_t n = read(r->host, buf, sizeof buf);
       if (n <= 0 || write(r->guest, buf, (size_t)n) < 0)
@@ -263,6 +303,7 @@ static int wait_qemu(pid_t pid, struct relay *r, int *wstatus, hv_error_t *err) 
       ssize_t n;
       while ((n = recv(r->guest, buf, sizeof buf, MSG_DONTWAIT)) > 0)
         relay_from_guest(r, buf, (size_t)n);
+      relay_flush(r, true);
       close(pidfd);
       if (waitpid(pid, wstatus, 0) < 0)
         return hv_error(err, errno, "wait for qemu");
@@ -317,6 +358,7 @@ int hv_vm_run_qemu(const struct hv_vm_config *c, int *exit_status, hv_error_t *e
   struct relay r = {.guest = sv[0], .host = c->control_fd, .qemu_err = ep[0]};
   int ws = 0;
   int rc = wait_qemu(pid, &r, &ws, err);
+  free(r.queue);
   close(sv[0]);
   close(ep[0]);
   if (rc < 0)

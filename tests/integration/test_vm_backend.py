@@ -281,6 +281,13 @@ def test_oci_exec_through_agent(hv, guest):
     r = hv.run("exec", cid, "sh", "-c", "head -c 1000000 /dev/zero | tr '\\0' x",
                stdin=subprocess.DEVNULL)
     assert r.returncode == 0 and r.stdout == "x" * 1000000, r.stderr[-300:]
+    # A reader that lags behind: nothing is dropped on the way (QEMU drops
+    # console output it cannot pass on at once, hence a port for control).
+    p = hv.popen("exec", cid, "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' y",
+                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    time.sleep(3)
+    got = p.stdout.read()
+    assert p.wait(timeout=60) == 0 and got == b"y" * 3000000, len(got)
     r = hv.run("exec", "--env", "FOO=bar", "--cwd", "/tmp", cid, "sh", "-c", "echo $FOO $PWD",
                stdin=subprocess.DEVNULL)
     assert r.stdout == "bar /tmp\n", r.stderr

@@ -57,7 +57,9 @@ static void control_send(const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
-  if (n > 0 && write(control_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) < 0)
+  /* Waits for room rather than drop a line ("started" holds up exec). */
+  if (n > 0 &&
+      hv_agent_write_all(control_fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) < 0)
     guest_log("control channel write: %s", strerror(errno));
 }
 
